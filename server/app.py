@@ -1,0 +1,73 @@
+"""The FastAPI application, built by a factory from settings; no module-level app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from models.manifest import ModelManifest
+from server.errors import install_error_handlers
+from server.routes import health, models
+from server.settings import Settings
+from server.state import EngineFactory, ServerState
+from wrappers.errors import WrapserveError
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("wrapserve")
+
+
+async def _start_engine(state: ServerState) -> None:
+    try:
+        engine = await state.engine_factory()
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        state.phase = "failed"
+        state.failure = error.message if isinstance(error, WrapserveError) else f"{type(error).__name__}: {error}"
+        log.error("engine start-up failed: %s", state.failure)
+        state.on_fatal()
+        return
+    state.engine = engine
+    state.phase = "ready"
+    log.info(
+        "engine ready: model %s on %s in %.1fs (max_model_len %d, grammar backend %s)",
+        engine.info.model_id,
+        engine.info.device,
+        engine.info.startup_s,
+        engine.info.max_model_len,
+        engine.info.structured_output_backend,
+    )
+
+
+def create_app(settings: Settings, manifest: ModelManifest, engine_factory: EngineFactory) -> FastAPI:
+    """Build the app. The engine starts in the background so /health can say 503 meanwhile."""
+    state = ServerState(settings=settings, manifest=manifest, engine_factory=engine_factory)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        starting = asyncio.create_task(_start_engine(state), name="engine-start")
+        try:
+            yield
+        finally:
+            state.phase = "stopped" if state.phase != "failed" else "failed"
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            if state.engine is not None:
+                await state.engine.shutdown()
+
+    app = FastAPI(
+        title="Wrapserve",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.wrapserve = state
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(models.router)
+    return app

@@ -1,0 +1,247 @@
+"""vLLM behind the narrow ``Engine`` interface. The only module that imports vLLM.
+
+vLLM's ``AsyncLLM`` runs in-process (its engine core in a worker process), so every
+request the server accepts joins vLLM's continuous batch. Structured outputs are
+enforced by vLLM's grammar backend (outlines by default) from the constraint that
+``server/grammar.py`` compiled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from models.manifest import ModelManifest
+from server.generation import (
+    ChatMessage,
+    Constraint,
+    EngineInfo,
+    GeneratedChoice,
+    GenerationRequest,
+    GenerationResult,
+    Sampling,
+    StreamDelta,
+    TokenLogprob,
+)
+from server.settings import Settings
+from wrappers.errors import BadRequest, ConfigurationError, EngineUnavailable
+
+__all__ = ["VllmEngine", "detect_device"]
+
+log = logging.getLogger("wrapserve.engine")
+
+# CPU defaults verified on the build machines (see README): vLLM reads the memory
+# fraction as a share of NUMA node 0's RAM there, and eager mode starts ~3x faster.
+CPU_MEMORY_FRACTION = 0.4
+GPU_MEMORY_FRACTION = 0.9
+
+
+def detect_device(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    from vllm.platforms import current_platform
+
+    return "cuda" if current_platform.is_cuda_alike() else "cpu"
+
+
+def _engine_args(settings: Settings, manifest: ModelManifest, weights: Path, device: str) -> Any:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    on_cpu = device == "cpu"
+    options: dict[str, Any] = {
+        "model": str(weights),
+        "served_model_name": [manifest.id],
+        "dtype": manifest.dtype,
+        "max_model_len": settings.max_model_len or manifest.max_model_len,
+        "enforce_eager": on_cpu if settings.enforce_eager is None else settings.enforce_eager,
+        "gpu_memory_utilization": settings.gpu_memory_utilization
+        or (CPU_MEMORY_FRACTION if on_cpu else GPU_MEMORY_FRACTION),
+        "structured_outputs_config": {"backend": settings.structured_output_backend},
+        "tensor_parallel_size": settings.tensor_parallel_size,
+        "pipeline_parallel_size": settings.pipeline_parallel_size,
+        "data_parallel_size": settings.data_parallel_size,
+        "distributed_executor_backend": settings.distributed_executor_backend,
+        "load_format": settings.load_format,
+        "enable_prefix_caching": True,
+        "disable_log_stats": False,
+        "seed": 0,
+    }
+    if settings.max_num_seqs:
+        options["max_num_seqs"] = settings.max_num_seqs
+    options.update(manifest.engine)  # per-model overrides written in the manifest
+    return AsyncEngineArgs(**options)
+
+
+def _explain_start_failure(error: BaseException, settings: Settings) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    lowered = text.lower()
+    if "memory" in lowered or "kv cache" in lowered or "cache blocks" in lowered:
+        return (
+            f"not enough memory for the model and its KV cache ({text}); lower "
+            "WRAPSERVE_MAX_MODEL_LEN or raise WRAPSERVE_GPU_MEMORY_UTILIZATION "
+            "(on CPU it is the share of NUMA node 0's RAM)"
+        )
+    return f"the engine failed to start: {text}"
+
+
+class VllmEngine:
+    """vLLM's AsyncLLM adapted to ``server.generation.Engine``."""
+
+    def __init__(self, llm: Any, info: EngineInfo, chat_template: str | None) -> None:
+        self._llm = llm
+        self._tokenizer = llm.get_tokenizer()
+        self._chat_template = chat_template
+        self.info = info
+
+    @classmethod
+    async def start(cls, settings: Settings, manifest: ModelManifest, weights: Path) -> VllmEngine:
+        """Build the engine off the event loop (start-up takes tens of seconds)."""
+        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
+        started = time.monotonic()
+
+        def build() -> tuple[Any, str]:
+            # Importing vLLM alone takes seconds: keep it off the event loop too.
+            from vllm.v1.engine.async_llm import AsyncLLM
+
+            device = detect_device(settings.device)
+            return AsyncLLM.from_engine_args(_engine_args(settings, manifest, weights, device)), device
+
+        try:
+            llm, device = await asyncio.to_thread(build)
+        except Exception as error:  # vLLM raises many types here; all mean "cannot start"
+            raise ConfigurationError(_explain_start_failure(error, settings)) from error
+        info = EngineInfo(
+            model_id=manifest.id,
+            max_model_len=llm.model_config.max_model_len,
+            device=device,
+            structured_output_backend=settings.structured_output_backend,
+            startup_s=time.monotonic() - started,
+        )
+        return cls(llm, info, manifest.chat_template)
+
+    # -- prompts ---------------------------------------------------------------------
+
+    def encode_chat(self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "") -> list[int]:
+        rendered = self._tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages],
+            tokenize=False,
+            add_generation_prompt=True,
+            chat_template=self._chat_template,
+        )
+        return self.encode_text(rendered + assistant_prefix)
+
+    def encode_text(self, text: str) -> list[int]:
+        # The chat template already carries the special tokens it wants.
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    # -- generation ------------------------------------------------------------------
+
+    def _sampling_params(self, sampling: Sampling, constraint: Constraint | None, delta: bool) -> Any:
+        from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
+
+        structured = None
+        if constraint is not None:
+            structured = StructuredOutputsParams(**{constraint.kind: constraint.spec})
+        return SamplingParams(
+            n=sampling.n,
+            max_tokens=sampling.max_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            stop=list(sampling.stop) or None,
+            seed=sampling.seed,
+            logprobs=sampling.logprobs,
+            structured_outputs=structured,
+            output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
+        )
+
+    async def _outputs(self, request: GenerationRequest, delta: bool) -> AsyncIterator[Any]:
+        from vllm.exceptions import VLLMValidationError
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if self._llm.errored:
+            raise EngineUnavailable("the inference engine has stopped; restart the server")
+        params = self._sampling_params(request.sampling, request.constraint, delta)
+        prompt = {"prompt_token_ids": list(request.prompt_token_ids)}
+        try:
+            async for output in self._llm.generate(prompt, params, request.request_id):
+                yield output
+        except EngineDeadError as error:
+            raise EngineUnavailable("the inference engine has stopped; restart the server") from error
+        except (VLLMValidationError, ValueError) as error:
+            raise BadRequest(" ".join(str(error).split())) from error
+
+    def _logprobs(self, completion: Any) -> tuple[TokenLogprob, ...] | None:
+        if completion.logprobs is None:
+            return None
+        entries = []
+        for token_id, position in zip(completion.token_ids, completion.logprobs, strict=False):
+            chosen = position.get(token_id)
+            ranked = sorted(position.items(), key=lambda item: item[1].rank or 0)
+            entries.append(
+                TokenLogprob(
+                    token=(chosen.decoded_token if chosen else None) or self._tokenizer.decode([token_id]),
+                    logprob=float(chosen.logprob) if chosen else float("-inf"),
+                    top=tuple((lp.decoded_token or "", float(lp.logprob)) for _, lp in ranked),
+                )
+            )
+        return tuple(entries)
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        final = None
+        async for output in self._outputs(request, delta=False):
+            final = output
+        if final is None:
+            raise EngineUnavailable("the engine returned no output")
+        choices = tuple(
+            GeneratedChoice(
+                index=completion.index,
+                text=completion.text,
+                completion_tokens=len(completion.token_ids),
+                finish_reason=completion.finish_reason or "abort",
+                logprobs=self._logprobs(completion),
+            )
+            for completion in sorted(final.outputs, key=lambda c: c.index)
+        )
+        return GenerationResult(
+            choices=choices,
+            prompt_tokens=len(final.prompt_token_ids or request.prompt_token_ids),
+            cached_prompt_tokens=final.num_cached_tokens or 0,
+        )
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:
+        produced: dict[int, int] = {}
+        async for output in self._outputs(request, delta=True):
+            for completion in output.outputs:
+                produced[completion.index] = produced.get(completion.index, 0) + len(completion.token_ids)
+                yield StreamDelta(
+                    index=completion.index,
+                    text=completion.text,
+                    finish_reason=completion.finish_reason,
+                    logprobs=self._logprobs(completion),
+                    prompt_tokens=len(request.prompt_token_ids),
+                    completion_tokens=produced[completion.index],
+                )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def check_health(self) -> None:
+        if self._llm.errored:
+            raise EngineUnavailable("the inference engine has stopped; restart the server")
+        try:
+            await asyncio.wait_for(self._llm.check_health(), timeout=5)
+        except Exception as error:
+            raise EngineUnavailable(f"the inference engine is not healthy: {error}") from error
+
+    def queue_depth(self) -> int:
+        return int(self._llm.get_num_unfinished_requests())
+
+    def kv_cache_usage(self) -> float | None:
+        return None
+
+    async def shutdown(self) -> None:
+        await asyncio.to_thread(self._llm.shutdown)

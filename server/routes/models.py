@@ -1,0 +1,32 @@
+"""``GET /v1/models`` in OpenAI's shape: the loaded model, then every wrapper as a model."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from server.state import ServerState, get_state
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["openai"])
+
+_STARTED = int(time.time())
+
+
+@router.get("/v1/models")
+async def list_models(state: Annotated[ServerState, Depends(get_state)]) -> dict[str, Any]:
+    manifest = state.manifest
+    data: list[dict[str, Any]] = [
+        {
+            "id": manifest.id,
+            "object": "model",
+            "created": _STARTED,
+            "owned_by": "wrapserve",
+            "max_model_len": state.engine.info.max_model_len if state.engine else manifest.max_model_len,
+            "ready": state.phase == "ready",
+        }
+    ]
+    return {"object": "list", "data": data}

@@ -1,0 +1,68 @@
+"""The one typed settings object: built once from env (WRAPSERVE_*) and CLI flags, passed in."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "hash_api_key"]
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class Settings(BaseSettings):
+    """Every knob of the server. Env prefix ``WRAPSERVE_``; CLI flags override."""
+
+    model_config = SettingsConfigDict(env_prefix="WRAPSERVE_", extra="ignore")
+
+    # Network
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    # Model and where state lives
+    model: str = DEFAULT_MODEL
+    home: Path = Field(default_factory=lambda: Path.home() / ".cache" / "wrapserve")
+    weights_dir: Path | None = None  # converted/copied weights; default HOME/models
+    models_dir: Path | None = None  # extra model manifests (TOML)
+    wrappers_dir: Path | None = None
+
+    # Engine (passed to vLLM). None means "the engine's default for this device".
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    enforce_eager: bool | None = None
+    max_num_seqs: int | None = Field(default=None, gt=0)
+    structured_output_backend: Literal["outlines", "xgrammar", "guidance"] = "outlines"
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    pipeline_parallel_size: int = Field(default=1, ge=1)
+    data_parallel_size: int = Field(default=1, ge=1)
+    distributed_executor_backend: Literal["mp", "ray", "uni"] | None = None
+    load_format: Literal["auto", "safetensors", "dummy"] = "auto"
+
+    # Auth: keys are hashed as soon as they are read; the plain text is not kept.
+    api_keys: list[str] = Field(default_factory=list)
+
+    # Logging
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_prompts: bool = False
+
+    @field_validator("api_keys", mode="after")
+    @classmethod
+    def _hash_keys(cls, keys: list[str]) -> list[str]:
+        return [hash_api_key(key) for key in keys if key]
+
+    @property
+    def weights_path(self) -> Path:
+        return self.weights_dir or self.home / "models"
+
+    @property
+    def state_db(self) -> Path:
+        return self.home / "wrapserve.sqlite3"

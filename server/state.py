@@ -1,0 +1,51 @@
+"""What the running server knows: settings, the model, the engine and its phase.
+
+One ``ServerState`` per app, created by ``create_app`` and reached by routes through
+``request.app.state.wrapserve``; nothing lives at module level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fastapi import Request
+
+from models.manifest import ModelManifest
+from server.generation import Engine
+from server.settings import Settings
+from wrappers.errors import EngineUnavailable
+
+__all__ = ["EngineFactory", "ServerState", "get_state"]
+
+Phase = Literal["starting", "ready", "draining", "failed", "stopped"]
+EngineFactory = Callable[[], Awaitable[Engine]]
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    manifest: ModelManifest
+    engine_factory: EngineFactory
+    engine: Engine | None = None
+    phase: Phase = "starting"
+    failure: str | None = None
+    on_fatal: Callable[[], None] = field(default=lambda: None)
+
+    def require_engine(self) -> Engine:
+        """The engine, or a 503 that says why it cannot take work right now."""
+        if self.phase == "ready" and self.engine is not None:
+            return self.engine
+        reasons = {
+            "starting": "the server is starting; retry shortly",
+            "draining": "the server is shutting down",
+            "failed": f"the engine failed: {self.failure}",
+            "stopped": "the server has stopped",
+        }
+        raise EngineUnavailable(reasons.get(self.phase, "the engine is not ready"))
+
+
+def get_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.wrapserve
+    return state

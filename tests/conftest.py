@@ -1,0 +1,120 @@
+"""Session fixtures: the real server (real vLLM on this machine, real model), started once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT_S = 900
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def has_gpu() -> bool:
+    try:
+        return subprocess.run(["nvidia-smi", "-L"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if has_gpu():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    home: Path
+    health_seen: list[int] = field(default_factory=list)  # /health statuses while waiting
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def server_env(home: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    # State goes to a fresh folder; converted weights are shared with `make model`.
+    env.setdefault("WRAPSERVE_WEIGHTS_DIR", str(Path.home() / ".cache" / "wrapserve" / "models"))
+    env.update({"WRAPSERVE_HOME": str(home), "PYTHONUNBUFFERED": "1", **extra})
+    return env
+
+
+def start_server(home: Path, port: int, **extra_env: str) -> RunningServer:
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+            cwd=REPO,
+            env=server_env(home, **extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return RunningServer(f"http://127.0.0.1:{port}", process, log_path, home)
+
+
+def wait_ready(server: RunningServer, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log()[-4000:]}")
+        try:
+            status = httpx.get(f"{server.base_url}/health", timeout=5).status_code
+            server.health_seen.append(status)
+            if status == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"server not ready after {timeout_s}s:\n{server.log()[-4000:]}")
+
+
+def stop_server(server: RunningServer, timeout_s: float = 60) -> int:
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        try:
+            server.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+    return server.process.returncode
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One real server for the whole session: the engine starts once."""
+    running = start_server(tmp_path_factory.mktemp("wrapserve-home"), free_port())
+    try:
+        wait_ready(running)
+        yield running
+    finally:
+        stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def http(server: RunningServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, timeout=300) as client:
+        yield client
