@@ -1,0 +1,85 @@
+"""The schema -> grammar path: what is enforced, what is rejected, and the cache bounds."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+
+from server.grammar import GrammarCompiler, GrammarLimits, SchemaRejected, prepare_schema
+
+
+@pytest.fixture(scope="module")
+async def compiler() -> AsyncIterator[GrammarCompiler]:
+    compiler = GrammarCompiler(GrammarLimits(cache_entries=8))
+    yield compiler
+    compiler.shutdown()
+
+
+async def test_compact_regex_enforces_enum_and_required(compiler: GrammarCompiler) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"label": {"enum": ["yes", "no"]}},
+        "required": ["label"],
+        "additionalProperties": False,
+    }
+    grammar = await compiler.compile(schema)
+    assert re.fullmatch(grammar.regex, '{"label":"yes"}')
+    assert not re.fullmatch(grammar.regex, '{"label":"maybe"}')
+    assert not re.fullmatch(grammar.regex, '{ "label": "yes" }')  # no free whitespace
+
+
+async def test_small_integer_range_is_enforced_exactly(compiler: GrammarCompiler) -> None:
+    schema = {"type": "integer", "minimum": 1, "maximum": 5}
+    grammar = await compiler.compile(schema)
+    assert [n for n in range(-3, 10) if re.fullmatch(grammar.regex, str(n))] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    ("schema", "phrase"),
+    [
+        ({"type": "number", "minimum": 0, "maximum": 1}, "numeric bounds"),
+        ({"type": "integer", "minimum": 0}, "one side only"),
+        ({"type": "array", "uniqueItems": True}, "'uniqueItems'"),
+        ({"type": "integer", "multipleOf": 3}, "'multipleOf'"),
+        ({"not": {"type": "string"}}, "'not'"),
+        ({"type": "string", "format": "ipv4"}, "format 'ipv4'"),
+        ({"type": "foo"}, "invalid JSON Schema"),
+        ({"type": "object", "properties": {"a": "string"}}, "invalid JSON Schema"),
+        ({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}, "cannot be compiled"),
+        ({"enum": [f"v{i}" for i in range(1500)]}, "enum too large"),
+        ({"enum": ["x" * 100_000]}, "bytes; the limit"),
+        ("not a schema", "JSON object"),
+    ],
+)
+async def test_unenforceable_or_invalid_schemas_are_rejected(
+    compiler: GrammarCompiler, schema: object, phrase: str
+) -> None:
+    with pytest.raises(SchemaRejected, match=re.escape(phrase)):
+        await compiler.compile(schema)
+
+
+def test_deep_nesting_is_rejected_before_compiling() -> None:
+    schema: dict[str, object] = {"type": "string"}
+    for _ in range(100):
+        schema = {"type": "array", "items": schema}
+    with pytest.raises(SchemaRejected, match="nested deeper"):
+        prepare_schema(schema, GrammarLimits())
+
+
+async def test_cache_hits_and_stays_bounded(compiler: GrammarCompiler) -> None:
+    schema = {"type": "string", "maxLength": 3}
+    first = await compiler.compile(schema)
+    hits = compiler.hits
+    assert await compiler.compile(dict(schema)) is first
+    assert compiler.hits == hits + 1
+    for length in range(20):
+        await compiler.compile({"type": "string", "maxLength": length + 10})
+    assert len(compiler) <= 8
+
+
+async def test_validator_reports_what_is_wrong(compiler: GrammarCompiler) -> None:
+    grammar = await compiler.compile({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})
+    assert grammar.validation_errors({"n": 1}) == []
+    assert "'n' is a required property" in grammar.validation_errors({})[0]
