@@ -11,10 +11,13 @@ from fastapi import FastAPI
 
 from models.manifest import ModelManifest
 from server.errors import install_error_handlers
-from server.routes import health, models
+from server.grammar import GrammarCompiler
+from server.routes import health, models, wrappers
 from server.settings import Settings
 from server.state import EngineFactory, ServerState
+from wrappers.catalogue import BUILTINS
 from wrappers.errors import WrapserveError
+from wrappers.registry import WrapperRegistry, load_directory
 
 __all__ = ["create_app"]
 
@@ -33,7 +36,17 @@ async def _start_engine(state: ServerState) -> None:
         state.on_fatal()
         return
     state.engine = engine
+    try:
+        state.phase = "warming"
+        warm_s = await state.wrappers.warm_up(engine)
+    except WrapserveError as error:
+        state.phase = "failed"
+        state.failure = f"grammar warm-up failed: {error.message}"
+        log.error("%s", state.failure)
+        state.on_fatal()
+        return
     state.phase = "ready"
+    log.info("grammars compiled and warmed for %d wrappers in %.1fs", len(state.registry), warm_s)
     log.info(
         "engine ready: model %s on %s in %.1fs (max_model_len %d, grammar backend %s)",
         engine.info.model_id,
@@ -46,7 +59,17 @@ async def _start_engine(state: ServerState) -> None:
 
 def create_app(settings: Settings, manifest: ModelManifest, engine_factory: EngineFactory) -> FastAPI:
     """Build the app. The engine starts in the background so /health can say 503 meanwhile."""
-    state = ServerState(settings=settings, manifest=manifest, engine_factory=engine_factory)
+    registry = WrapperRegistry(BUILTINS)
+    if settings.wrappers_dir is not None:
+        for wrapper in load_directory(settings.wrappers_dir):
+            registry.add(wrapper)
+    state = ServerState(
+        settings=settings,
+        manifest=manifest,
+        engine_factory=engine_factory,
+        registry=registry,
+        grammars=GrammarCompiler(),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,6 +81,7 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
             starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await starting
+            state.grammars.shutdown()
             if state.engine is not None:
                 await state.engine.shutdown()
 
@@ -70,4 +94,5 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(models.router)
+    app.include_router(wrappers.router)
     return app

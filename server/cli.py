@@ -100,7 +100,11 @@ def serve(
     async def start_engine() -> VllmEngine:
         return await VllmEngine.start(settings, manifest, weights)
 
-    application = create_app(settings, manifest, start_engine)
+    try:
+        application = create_app(settings, manifest, start_engine)
+    except WrapserveError as error:
+        sock.close()
+        _fail(error.message)
     config = uvicorn.Config(application, log_config=None, timeout_graceful_shutdown=30, access_log=False)
     server = uvicorn.Server(config)
     state = application.state.wrapserve

@@ -89,6 +89,22 @@ def _explain_start_failure(error: BaseException, settings: Settings) -> str:
     return f"the engine failed to start: {text}"
 
 
+class GrammarFailed(BadRequest):
+    code = "grammar_compile_failed"
+    retryable = True
+
+
+def _request_error(request: GenerationRequest) -> Exception:
+    """vLLM finishes a request with reason "error" when its grammar failed to compile in
+    time (VLLM_REGEX_COMPILATION_TIMEOUT_S) or on another per-request engine error."""
+    if request.constraint is not None:
+        return GrammarFailed(
+            "the engine could not build the output grammar in time; simplify the schema "
+            "(long minLength/maxLength or large repetitions are costly) or retry when the server is less busy"
+        )
+    return EngineUnavailable("the engine failed this request; retry")
+
+
 class VllmEngine:
     """vLLM's AsyncLLM adapted to ``server.generation.Engine``."""
 
@@ -197,6 +213,8 @@ class VllmEngine:
             final = output
         if final is None:
             raise EngineUnavailable("the engine returned no output")
+        if any(c.finish_reason == "error" for c in final.outputs):
+            raise _request_error(request)
         choices = tuple(
             GeneratedChoice(
                 index=completion.index,
@@ -217,6 +235,8 @@ class VllmEngine:
         produced: dict[int, int] = {}
         async for output in self._outputs(request, delta=True):
             for completion in output.outputs:
+                if completion.finish_reason == "error":
+                    raise _request_error(request)
                 produced[completion.index] = produced.get(completion.index, 0) + len(completion.token_ids)
                 yield StreamDelta(
                     index=completion.index,

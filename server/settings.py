@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.limits import Limits
+
 __all__ = ["Settings", "hash_api_key"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -21,7 +23,7 @@ def hash_api_key(key: str) -> str:
 class Settings(BaseSettings):
     """Every knob of the server. Env prefix ``WRAPSERVE_``; CLI flags override."""
 
-    model_config = SettingsConfigDict(env_prefix="WRAPSERVE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="WRAPSERVE_", env_nested_delimiter="__", extra="ignore")
 
     # Network
     host: str = "127.0.0.1"
@@ -46,6 +48,9 @@ class Settings(BaseSettings):
     data_parallel_size: int = Field(default=1, ge=1)
     distributed_executor_backend: Literal["mp", "ray", "uni"] | None = None
     load_format: Literal["auto", "safetensors", "dummy"] = "auto"
+
+    # Request bounds (WRAPSERVE_LIMITS__MAX_TOKENS=... etc.)
+    limits: Limits = Field(default_factory=Limits)
 
     # Auth: keys are hashed as soon as they are read; the plain text is not kept.
     api_keys: list[str] = Field(default_factory=list)

@@ -14,12 +14,15 @@ from fastapi import Request
 
 from models.manifest import ModelManifest
 from server.generation import Engine
+from server.grammar import GrammarCompiler
 from server.settings import Settings
+from server.wrapper_service import WrapperService
+from wrappers.registry import WrapperRegistry
 from wrappers.errors import EngineUnavailable
 
 __all__ = ["EngineFactory", "ServerState", "get_state"]
 
-Phase = Literal["starting", "ready", "draining", "failed", "stopped"]
+Phase = Literal["starting", "warming", "ready", "draining", "failed", "stopped"]
 EngineFactory = Callable[[], Awaitable[Engine]]
 
 
@@ -28,10 +31,16 @@ class ServerState:
     settings: Settings
     manifest: ModelManifest
     engine_factory: EngineFactory
+    registry: WrapperRegistry
+    grammars: GrammarCompiler
     engine: Engine | None = None
     phase: Phase = "starting"
     failure: str | None = None
     on_fatal: Callable[[], None] = field(default=lambda: None)
+    wrappers: WrapperService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.wrappers = WrapperService(self.registry, self.grammars, self.require_engine, self.settings.limits)
 
     def require_engine(self) -> Engine:
         """The engine, or a 503 that says why it cannot take work right now."""
@@ -39,6 +48,7 @@ class ServerState:
             return self.engine
         reasons = {
             "starting": "the server is starting; retry shortly",
+            "warming": "the server is compiling grammars; retry shortly",
             "draining": "the server is shutting down",
             "failed": f"the engine failed: {self.failure}",
             "stopped": "the server has stopped",

@@ -1,0 +1,34 @@
+"""Request bounds shared by every route: one place, so no route forgets one."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wrappers.errors import BadRequest
+
+__all__ = ["ContextOverflow", "Limits", "check_prompt_fits"]
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    max_tokens: int = Field(default=4096, gt=0)
+    max_n: int = Field(default=8, gt=0)
+    max_stop_sequences: int = Field(default=8, ge=0)
+    max_batch_items: int = Field(default=1000, gt=0)
+    max_queued_requests: int = Field(default=256, gt=0)
+    max_queued_tokens: int = Field(default=2_000_000, gt=0)
+
+
+class ContextOverflow(BadRequest):
+    code = "context_length_exceeded"
+
+
+def check_prompt_fits(prompt_tokens: int, max_tokens: int, max_model_len: int) -> None:
+    if prompt_tokens + max_tokens > max_model_len:
+        raise ContextOverflow(
+            f"the prompt has {prompt_tokens} tokens and max_tokens is {max_tokens}, together "
+            f"{prompt_tokens + max_tokens}; the model's context length is {max_model_len}",
+            param="messages",
+        )

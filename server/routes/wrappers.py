@@ -1,0 +1,99 @@
+"""Native wrapper API: list, describe, invoke, batch."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.state import ServerState, get_state
+from server.wrapper_service import Invocation, InvokeOptions, WrapperService
+from wrappers.base import Wrapper
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/wrappers", tags=["wrappers"])
+
+
+class InvokeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: Any = Field(description="The wrapper's input object.")
+    version: str | None = Field(default=None, description="'1', '1.2' or '1.2.0'; latest if omitted.")
+    options: InvokeOptions | None = None
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: list[Any] = Field(min_length=1)
+    version: str | None = None
+    options: InvokeOptions | None = None
+
+
+def describe(wrapper: type[Wrapper]) -> dict[str, Any]:
+    return {
+        "name": wrapper.name,
+        "version": wrapper.version,
+        "task": wrapper.task,
+        "description": wrapper.description,
+        "fingerprint": wrapper.fingerprint(),
+        "input_schema": wrapper.Input.model_json_schema(by_alias=True),
+        "output_schema": wrapper.static_schema() or wrapper.Output.model_json_schema(),
+        "output_schema_rule": wrapper.schema_rule() or None,
+        "examples": [example.model_dump() for example in wrapper.examples],
+    }
+
+
+def _service(state: Annotated[ServerState, Depends(get_state)]) -> WrapperService:
+    return state.wrappers
+
+
+Service = Annotated[WrapperService, Depends(_service)]
+
+
+@router.get("")
+async def list_wrappers(service: Service) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {**describe(service.registry.versions(name)[0]), "versions": [w.version for w in service.registry.versions(name)]}
+            for name in service.registry.names()
+        ],
+    }
+
+
+@router.get("/{name}")
+async def get_wrapper(name: str, service: Service, version: str | None = None) -> dict[str, Any]:
+    wrapper = service.registry.resolve(name, version)
+    return {**describe(wrapper), "versions": [w.version for w in service.registry.versions(wrapper.name)]}
+
+
+@router.post("/{name}/invoke")
+async def invoke(name: str, body: InvokeRequest, service: Service) -> dict[str, Any]:
+    wrapper = service.registry.resolve(name, body.version)
+    invocation = await service.invoke(wrapper, body.input, body.options)
+    return invocation.as_json()
+
+
+@router.post("/{name}/batch")
+async def batch(name: str, body: BatchRequest, service: Service) -> dict[str, Any]:
+    wrapper = service.registry.resolve(name, body.version)
+    results = await service.invoke_many(wrapper, body.inputs, body.options)
+    items: list[dict[str, Any]] = []
+    for index, result in enumerate(results):
+        if isinstance(result, Invocation):
+            items.append({"index": index, **result.as_json()})
+        else:
+            error = {"message": result.message, "type": result.type, "code": result.code, "param": result.param}
+            error.update({k: v for k, v in result.details.items() if v is not None})
+            items.append({"index": index, "error": error, "status": result.status})
+    return {
+        "object": "wrapper.batch",
+        "wrapper": wrapper.name,
+        "version": wrapper.version,
+        "results": items,
+        "succeeded": sum(1 for item in items if "error" not in item),
+        "failed": sum(1 for item in items if "error" in item),
+    }

@@ -1,0 +1,199 @@
+"""Running wrappers: validate input, render, constrain, generate, parse, validate output.
+
+Shared by the native routes, the OpenAI ``wrapper:NAME`` models and batch jobs, so
+every way of calling a wrapper gets the same guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from server.generation import ChatMessage, Engine, GenerationRequest, Sampling
+from server.grammar import CompiledGrammar, GrammarCompiler
+from server.limits import Limits, check_prompt_fits
+from wrappers.base import Wrapper
+from wrappers.errors import BadRequest, OutputInvalid, OutputTruncated, WrapserveError
+from wrappers.registry import WrapperRegistry
+
+__all__ = ["InputInvalid", "Invocation", "InvokeOptions", "WrapperService"]
+
+log = logging.getLogger("wrapserve.wrappers")
+
+
+class InputInvalid(BadRequest):
+    status = 422
+    code = "invalid_input"
+
+
+class InvokeOptions(BaseModel):
+    """Per-call overrides of a wrapper's sampling defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Invocation:
+    wrapper: type[Wrapper]
+    output: Any
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    latency_ms: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "wrapper": self.wrapper.name,
+            "version": self.wrapper.version,
+            "fingerprint": self.wrapper.fingerprint(),
+            "model": self.model,
+            "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens},
+            "finish_reason": self.finish_reason,
+            "latency_ms": round(self.latency_ms, 2),
+        }
+
+
+def _field_path(location: Sequence[int | str]) -> str:
+    return ".".join(["input", *(str(part) for part in location)])
+
+
+class WrapperService:
+    def __init__(
+        self,
+        registry: WrapperRegistry,
+        grammars: GrammarCompiler,
+        engine: Callable[[], Engine],
+        limits: Limits,
+    ) -> None:
+        self.registry = registry
+        self.grammars = grammars
+        self._engine = engine
+        self._limits = limits
+
+    # -- one call ------------------------------------------------------------------------
+
+    def parse_input(self, wrapper: type[Wrapper], raw: Any) -> BaseModel:
+        try:
+            return wrapper.Input.model_validate(raw)
+        except ValidationError as error:
+            first = error.errors()[0]
+            param = _field_path(first["loc"])
+            raise InputInvalid(f"{param}: {first['msg']}", param=param) from None
+
+    def _sampling(self, wrapper: type[Wrapper], options: InvokeOptions | None) -> Sampling:
+        options = options or InvokeOptions()
+        max_tokens = options.max_tokens or wrapper.sampling.max_tokens
+        if max_tokens > self._limits.max_tokens:
+            raise BadRequest(f"max_tokens {max_tokens} exceeds the limit {self._limits.max_tokens}", param="options.max_tokens")
+        return Sampling(
+            max_tokens=max_tokens,
+            temperature=wrapper.sampling.temperature if options.temperature is None else options.temperature,
+            top_p=options.top_p or wrapper.sampling.top_p,
+            seed=options.seed,
+        )
+
+    async def grammar_for(self, wrapper: type[Wrapper], data: BaseModel) -> CompiledGrammar:
+        return await self.grammars.compile(wrapper.output_schema(data))
+
+    async def invoke(self, wrapper: type[Wrapper], raw_input: Any, options: InvokeOptions | None = None) -> Invocation:
+        started = time.perf_counter()
+        data = self.parse_input(wrapper, raw_input)
+        sampling = self._sampling(wrapper, options)
+        grammar = await self.grammar_for(wrapper, data)
+        engine = self._engine()
+        messages = [ChatMessage(role=m.role, content=m.content) for m in wrapper.messages(data)]
+        prompt = engine.encode_chat(messages)
+        check_prompt_fits(len(prompt), sampling.max_tokens, engine.info.max_model_len)
+        request = GenerationRequest(f"wrp-{uuid.uuid4().hex}", prompt, sampling, grammar.constraint)
+        result = await engine.generate(request)
+        choice = result.choices[0]
+        output = self._parse_output(wrapper, data, grammar, choice.text, choice.finish_reason)
+        return Invocation(
+            wrapper=wrapper,
+            output=output,
+            model=engine.info.model_id,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            finish_reason=choice.finish_reason,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _parse_output(
+        self, wrapper: type[Wrapper], data: BaseModel, grammar: CompiledGrammar, text: str, finish_reason: str
+    ) -> Any:
+        if finish_reason == "length":
+            raise OutputTruncated(
+                "the answer hit the token limit before it was complete; raise options.max_tokens",
+                raw_output=text,
+                finish_reason=finish_reason,
+            )
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise OutputInvalid(f"the answer is not JSON: {error}", raw_output=text, finish_reason=finish_reason) from None
+        if problems := grammar.validation_errors(value):
+            raise OutputInvalid(f"the answer does not match the schema: {'; '.join(problems)}", raw_output=text)
+        try:
+            parsed = wrapper.parse_output(data, value)
+        except ValidationError as error:
+            raise OutputInvalid(f"the answer does not validate: {error.errors()[0]['msg']}", raw_output=text) from None
+        return parsed.model_dump(mode="json", by_alias=True)
+
+    # -- many calls ----------------------------------------------------------------------
+
+    async def invoke_many(
+        self, wrapper: type[Wrapper], inputs: Sequence[Any], options: InvokeOptions | None = None
+    ) -> list[Invocation | WrapserveError]:
+        """All items go to the engine at once (one continuous batch); errors stay per item."""
+        if len(inputs) > self._limits.max_batch_items:
+            raise BadRequest(f"{len(inputs)} inputs; a batch holds at most {self._limits.max_batch_items}", param="inputs")
+        results = await asyncio.gather(
+            *(self.invoke(wrapper, item, options) for item in inputs), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, WrapserveError):
+                raise result
+        return list(results)  # type: ignore[arg-type]
+
+    # -- start-up ------------------------------------------------------------------------
+
+    async def warm_up(self, engine: Engine) -> float:
+        """Compile every static output schema and have the engine build its grammar index.
+
+        One short constrained generation per schema makes vLLM compile and cache the
+        grammar now, so a wrapper's first real call is as fast as its hundredth.
+        """
+        started = time.perf_counter()
+        await asyncio.to_thread(self.grammars.warm_up)
+        requests = []
+        for wrapper in self.registry:
+            schema = wrapper.static_schema()
+            example = wrapper.examples[0].input if wrapper.examples else None
+            if schema is None and example is not None:
+                schema = wrapper.output_schema(self.parse_input(wrapper, example))
+            if schema is None:
+                continue
+            grammar = await self.grammars.compile(schema)
+            prompt = engine.encode_chat([ChatMessage(role="user", content="warm-up")])
+            requests.append(
+                engine.generate(
+                    GenerationRequest(f"warmup-{uuid.uuid4().hex}", prompt, Sampling(max_tokens=1), grammar.constraint)
+                )
+            )
+        await asyncio.gather(*requests)
+        return time.perf_counter() - started

@@ -1,0 +1,186 @@
+"""The wrapper abstraction: a named, versioned task function with typed input and output.
+
+A wrapper is a plain class with explicit attributes; nothing is inferred from
+docstrings or call stacks. The server renders its prompt, constrains decoding to its
+output schema and validates the answer; applications only see ``Input -> Output``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from functools import cache
+from typing import Any, ClassVar, Literal
+
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Example", "Message", "Wrapper", "WrapperSampling"]
+
+Task = Literal["classify", "extract", "evaluate", "report", "transform"]
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+
+
+class WrapperSampling(BaseModel):
+    """A wrapper's default sampling: deterministic unless the wrapper says otherwise."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_tokens: int = Field(default=256, gt=0)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+
+
+class Example(BaseModel):
+    """A golden case: an input, and what a correct output must contain.
+
+    ``expected`` fields must match exactly; ``accept`` lists acceptable values per field
+    (for answers where more than one is right). An example with neither only checks
+    that the output validates.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: dict[str, Any]
+    expected: dict[str, Any] = Field(default_factory=dict)
+    accept: dict[str, list[Any]] = Field(default_factory=dict)
+
+    def failures(self, output: dict[str, Any]) -> list[str]:
+        problems = [
+            f"{key}: expected {value!r}, got {output.get(key)!r}"
+            for key, value in self.expected.items()
+            if output.get(key) != value
+        ]
+        problems += [
+            f"{key}: expected one of {values!r}, got {output.get(key)!r}"
+            for key, values in self.accept.items()
+            if output.get(key) not in values
+        ]
+        return problems
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+_TEMPLATES = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+@cache
+def _compiled_template(source: str) -> Any:
+    return _TEMPLATES.from_string(source)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
+
+
+_TEMPLATES.filters["json"] = _compact
+
+
+class Wrapper:
+    """Base class of every wrapper. Subclasses set the class attributes below."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    description: ClassVar[str]
+    task: ClassVar[Task]
+    Input: ClassVar[type[BaseModel]]
+    Output: ClassVar[type[BaseModel]]
+    instructions: ClassVar[str]
+    # Jinja (sandboxed) rendering the user turn from the input's fields.
+    template: ClassVar[str]
+    sampling: ClassVar[WrapperSampling] = WrapperSampling()
+    model: ClassVar[str | None] = None
+    examples: ClassVar[tuple[Example, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "abstract", False) and "abstract" in cls.__dict__:
+            return
+        missing = [a for a in ("name", "version", "description", "task", "Input", "Output", "instructions", "template") if not hasattr(cls, a)]
+        if missing:
+            raise TypeError(f"wrapper {cls.__qualname__} is missing {', '.join(missing)}")
+        if not SEMVER.match(cls.version):
+            raise TypeError(f"wrapper {cls.name}: version {cls.version!r} is not semver (MAJOR.MINOR.PATCH)")
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", cls.name):
+            raise TypeError(f"wrapper name {cls.name!r}: use lowercase letters, digits, '-' and '_'")
+
+    # -- identity --------------------------------------------------------------------
+
+    @classmethod
+    def ref(cls) -> str:
+        return f"{cls.name}@{cls.version}"
+
+    @classmethod
+    def version_tuple(cls) -> tuple[int, int, int]:
+        major, minor, patch = (int(part) for part in cls.version.split("."))
+        return major, minor, patch
+
+    @classmethod
+    def fingerprint(cls) -> str:
+        """Content hash of everything that shapes the answer. Changes need a version bump."""
+        content = {
+            "name": cls.name,
+            "instructions": cls.instructions,
+            "template": cls.template,
+            "input": cls.Input.model_json_schema(),
+            "output": cls.Output.model_json_schema(),
+            "dynamic_schema": cls.schema_rule(),
+            "sampling": cls.sampling.model_dump(),
+            "model": cls.model,
+        }
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+        return f"sha256:{digest[:16]}"
+
+    # -- output schema -----------------------------------------------------------------
+
+    @classmethod
+    def static_schema(cls) -> dict[str, Any] | None:
+        """The output schema when it does not depend on the input (compiled at start-up)."""
+        if cls.schema_rule():
+            return None
+        return cls.Output.model_json_schema()
+
+    @classmethod
+    def schema_rule(cls) -> str:
+        """A description of how ``output_schema`` derives the schema from the input, or ''."""
+        return ""
+
+    @classmethod
+    def output_schema(cls, data: BaseModel) -> dict[str, Any]:
+        """The schema this call's answer is constrained to. Per-call wrappers override it."""
+        return cls.Output.model_json_schema()
+
+    @classmethod
+    def parse_output(cls, data: BaseModel, value: Any) -> BaseModel:
+        return cls.Output.model_validate(value)
+
+    # -- prompt ----------------------------------------------------------------------
+
+    @classmethod
+    def system_prompt(cls) -> str:
+        """The static part, byte-identical across calls, so the prefix cache serves it."""
+        parts = [cls.instructions.strip(), "Answer with one JSON object only."]
+        if (schema := cls.static_schema()) is not None:
+            parts.append(f"Its JSON Schema: {_compact(_strip_titles(schema))}")
+        return "\n\n".join(parts)
+
+    @classmethod
+    def messages(cls, data: BaseModel) -> list[Message]:
+        user = _compiled_template(cls.template).render(**data.model_dump(mode="json", by_alias=True)).strip()
+        return [Message(role="system", content=cls.system_prompt()), Message(role="user", content=user)]
+
+
+def _strip_titles(schema: Any) -> Any:
+    """Schema shown to the model without pydantic's noise (titles)."""
+    if isinstance(schema, dict):
+        return {k: _strip_titles(v) for k, v in schema.items() if k != "title" or not isinstance(v, str)}
+    if isinstance(schema, list):
+        return [_strip_titles(v) for v in schema]
+    return schema
