@@ -1,0 +1,49 @@
+"""How settings become vLLM engine arguments (no engine start)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models import ModelRegistry
+from server.engine import _engine_args, detect_device
+from server.settings import Settings
+
+MANIFEST = ModelRegistry.load().get("smollm2-135m-instruct")
+
+
+def test_cpu_defaults_that_work_on_the_build_machines() -> None:
+    args = _engine_args(Settings(), MANIFEST, Path("/weights"), "cpu")
+    assert args.enforce_eager is True
+    assert args.gpu_memory_utilization == 0.4
+    assert args.max_model_len == MANIFEST.max_model_len
+    assert args.served_model_name == ["smollm2-135m-instruct"]
+    assert args.structured_outputs_config["backend"] == "outlines"
+    assert args.enable_prefix_caching is True
+
+
+def test_gpu_parallelism_passes_through_to_vllm() -> None:
+    settings = Settings(
+        tensor_parallel_size=4,
+        pipeline_parallel_size=2,
+        data_parallel_size=2,
+        distributed_executor_backend="ray",
+        structured_output_backend="xgrammar",
+    )
+    args = _engine_args(settings, MANIFEST, Path("/weights"), "cuda")
+    assert (args.tensor_parallel_size, args.pipeline_parallel_size, args.data_parallel_size) == (4, 2, 2)
+    assert args.distributed_executor_backend == "ray"
+    assert args.enforce_eager is False
+    assert args.gpu_memory_utilization == 0.9
+    assert args.structured_outputs_config["backend"] == "xgrammar"
+
+
+def test_manifest_engine_options_override_defaults() -> None:
+    manifest = MANIFEST.model_copy(update={"engine": {"max_num_batched_tokens": 4096}})
+    assert _engine_args(Settings(), manifest, Path("/w"), "cpu").max_num_batched_tokens == 4096
+
+
+@pytest.mark.gpu
+def test_auto_device_is_cuda_on_a_gpu_node() -> None:
+    assert detect_device("auto") == "cuda"
