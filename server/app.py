@@ -32,7 +32,7 @@ async def _start_engine(state: ServerState) -> None:
     except Exception as error:
         state.phase = "failed"
         state.failure = error.message if isinstance(error, WrapserveError) else f"{type(error).__name__}: {error}"
-        log.error("engine start-up failed: %s", state.failure)
+        log.error("engine start-up failed: %s", state.failure.replace(" See root cause above.", ""))
         state.on_fatal()
         return
     state.engine = engine

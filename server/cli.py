@@ -75,7 +75,8 @@ def serve(
     import uvicorn
 
     from server.app import create_app
-    from server.engine import VllmEngine
+    from server.engine import VllmEngine, explain_start_failure
+    from server.engine_log import divert_engine_output, engine_failure_cause
     from server.logs import configure_logging
 
     settings = _settings(
@@ -89,6 +90,8 @@ def serve(
         data_parallel_size=data_parallel_size,
         distributed_executor_backend=distributed_executor_backend,
     )
+    engine_log = settings.engine_log_path
+    engine_log_offset = divert_engine_output(engine_log) if engine_log else 0
     configure_logging(settings)
     try:
         manifest = _registry(settings).get(settings.model)
@@ -116,9 +119,13 @@ def serve(
     logging.getLogger("wrapserve").info(
         "listening on http://%s:%d (model %s, engine starting)", settings.host, sock.getsockname()[1], manifest.id
     )
+    if engine_log:
+        logging.getLogger("wrapserve").info("engine (vLLM) output goes to %s", engine_log)
     server.run(sockets=[sock])
     if state.phase == "failed":
-        _fail(state.failure or "the engine failed to start", code=1)
+        cause = engine_failure_cause(engine_log, engine_log_offset) if engine_log else None
+        message = explain_start_failure(cause) if cause else (state.failure or "the engine failed to start")
+        _fail(message + (f" (engine log: {engine_log})" if engine_log else ""), code=1)
 
 
 @models_app.command("list")

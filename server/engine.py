@@ -31,7 +31,7 @@ from server.generation import (
 from server.settings import Settings
 from wrappers.errors import BadRequest, ConfigurationError, EngineUnavailable
 
-__all__ = ["VllmEngine", "detect_device"]
+__all__ = ["VllmEngine", "detect_device", "explain_start_failure"]
 
 log = logging.getLogger("wrapserve.engine")
 
@@ -77,8 +77,9 @@ def _engine_args(settings: Settings, manifest: ModelManifest, weights: Path, dev
     return AsyncEngineArgs(**options)
 
 
-def _explain_start_failure(error: BaseException, settings: Settings) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
+def explain_start_failure(cause: str) -> str:
+    """One line saying what went wrong at engine start-up and how to fix it."""
+    text = " ".join(cause.split())
     lowered = text.lower()
     if "memory" in lowered or "kv cache" in lowered or "cache blocks" in lowered:
         return (
@@ -130,7 +131,7 @@ class VllmEngine:
         try:
             llm, device = await asyncio.to_thread(build)
         except Exception as error:  # vLLM raises many types here; all mean "cannot start"
-            raise ConfigurationError(_explain_start_failure(error, settings)) from error
+            raise ConfigurationError(explain_start_failure(str(error) or type(error).__name__)) from error
         info = EngineInfo(
             model_id=manifest.id,
             max_model_len=llm.model_config.max_model_len,

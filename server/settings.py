@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_prompts: bool = False
+    # vLLM's own output (and its workers'): a file, or "-" to keep it on the console.
+    engine_log: str | None = None
 
     @field_validator("api_keys", mode="after")
     @classmethod
@@ -67,6 +69,12 @@ class Settings(BaseSettings):
     @property
     def weights_path(self) -> Path:
         return self.weights_dir or self.home / "models"
+
+    @property
+    def engine_log_path(self) -> Path | None:
+        if self.engine_log == "-":
+            return None
+        return Path(self.engine_log) if self.engine_log else self.home / "logs" / "engine.log"
 
     @property
     def state_db(self) -> Path:

@@ -50,3 +50,16 @@ def test_port_in_use(tmp_path: Path) -> None:
 
 def test_invalid_setting_value(tmp_path: Path) -> None:
     assert_one_clear_line(run_serve(tmp_path, "--port", "70000"), "invalid configuration", "port")
+
+
+def test_too_little_memory_for_the_kv_cache(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
+        cwd=REPO,
+        env=server_env(tmp_path, WRAPSERVE_GPU_MEMORY_UTILIZATION="0.01"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert_one_clear_line(result, "not enough memory", "WRAPSERVE_GPU_MEMORY_UTILIZATION", "engine log:")
+    assert (tmp_path / "logs" / "engine.log").is_file()
