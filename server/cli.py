@@ -128,11 +128,16 @@ def serve(
         _fail(message + (f" (engine log: {engine_log})" if engine_log else ""), code=1)
 
 
+def _folder_size(folder: Path) -> str:
+    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    return f"{size / 1e9:.2f} GB" if size >= 1e8 else f"{size / 1e6:.0f} MB"
+
+
 @models_app.command("list")
 def models_list(home: Annotated[Path | None, typer.Option(help="WRAPSERVE_HOME")] = None) -> None:
     """Every known model: size, where its weights are, whether they are present."""
     settings = _settings(home=home)
-    table = Table("model", "parameters", "context", "present", "where")
+    table = Table("model", "parameters", "context", "size on disk", "present", "where")
     for manifest in _registry(settings):
         location = model_location(manifest, settings.weights_path)
         present = is_present(manifest, settings.weights_path)
@@ -140,6 +145,7 @@ def models_list(home: Annotated[Path | None, typer.Option(help="WRAPSERVE_HOME")
             manifest.id + (" (default)" if manifest.id == settings.model else ""),
             manifest.parameters,
             str(manifest.max_model_len),
+            _folder_size(location) if present and location else "-",
             "[green]yes" if present else "[red]no",
             str(location) if location else f"not found (hf: {manifest.source.hf_repo})",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -63,3 +64,19 @@ def test_too_little_memory_for_the_kv_cache(tmp_path: Path) -> None:
     )
     assert_one_clear_line(result, "not enough memory", "WRAPSERVE_GPU_MEMORY_UTILIZATION", "engine log:")
     assert (tmp_path / "logs" / "engine.log").is_file()
+
+
+def test_models_list_shows_presence_and_size(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "models", "list"],
+        cwd=REPO,
+        env={**server_env(tmp_path), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 3}
+    default = rows["smollm2-135m-instruct (default)"]
+    assert "yes" in default and re.search(r"\d+(\.\d+)? (GB|MB)", default)
+    assert "no" in rows["qwen2.5-7b-instruct"]
