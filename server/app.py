@@ -31,7 +31,9 @@ async def _start_engine(state: ServerState) -> None:
         raise
     except Exception as error:
         state.phase = "failed"
-        state.failure = error.message if isinstance(error, WrapserveError) else f"{type(error).__name__}: {error}"
+        state.failure = (
+            error.message if isinstance(error, WrapserveError) else f"{type(error).__name__}: {error}"
+        )
         log.error("engine start-up failed: %s", state.failure.replace(" See root cause above.", ""))
         state.on_fatal()
         return

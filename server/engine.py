@@ -9,6 +9,7 @@ enforced by vLLM's grammar backend (outlines by default) from the constraint tha
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -162,8 +163,12 @@ class VllmEngine:
         from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
 
         structured = None
-        if constraint is not None:
-            structured = StructuredOutputsParams(**{constraint.kind: constraint.spec})
+        if constraint is not None and constraint.kind == "choice":
+            structured = StructuredOutputsParams(choice=json.loads(constraint.spec))
+        elif constraint is not None and constraint.kind == "json":
+            structured = StructuredOutputsParams(json=constraint.spec)
+        elif constraint is not None:
+            structured = StructuredOutputsParams(regex=constraint.spec)
         return SamplingParams(
             n=sampling.n,
             max_tokens=sampling.max_tokens,

@@ -44,7 +44,9 @@ def _wrapserve_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status >= 500:
         log.warning("request failed: %s (%s)", exc.message, exc.code)
     return JSONResponse(
-        error_body(exc.message, exc.type, exc.code, exc.param, **extra), status_code=exc.status, headers=headers
+        error_body(exc.message, exc.type, exc.code, exc.param, **extra),
+        status_code=exc.status,
+        headers=headers,
     )
 
 

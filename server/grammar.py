@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import multiprocessing
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,13 +36,40 @@ __all__ = ["CompiledGrammar", "GrammarCompiler", "GrammarLimits", "SchemaRejecte
 
 # Annotations and structure outlines turns into an exact grammar.
 _ENFORCED = {
-    "type", "properties", "required", "additionalProperties", "items", "prefixItems",
-    "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "$ref", "$defs",
-    "definitions", "pattern", "minLength", "maxLength", "format",
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "prefixItems",
+    "minItems",
+    "maxItems",
+    "enum",
+    "const",
+    "anyOf",
+    "oneOf",
+    "$ref",
+    "$defs",
+    "definitions",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "format",
 }
 _ANNOTATIONS = {
-    "title", "description", "default", "examples", "$schema", "$id", "$comment",
-    "readOnly", "writeOnly", "deprecated", "contentMediaType", "contentEncoding", "strict",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "$schema",
+    "$id",
+    "$comment",
+    "readOnly",
+    "writeOnly",
+    "deprecated",
+    "contentMediaType",
+    "contentEncoding",
+    "strict",
 }
 _FORMATS = {"date-time", "date", "time", "uuid", "email", "uri"}
 _TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
@@ -126,8 +153,8 @@ def _rewrite_integer_bounds(node: dict[str, Any], path: str, limits: GrammarLimi
             f"{path}: numeric bounds ({', '.join(sorted(bounds))}) can only be enforced on integers "
             "with both ends bounded; use an integer range or an enum"
         )
-    low = bounds.get("minimum", bounds.get("exclusiveMinimum", None))
-    high = bounds.get("maximum", bounds.get("exclusiveMaximum", None))
+    low = bounds.get("minimum", bounds.get("exclusiveMinimum"))
+    high = bounds.get("maximum", bounds.get("exclusiveMaximum"))
     if low is None or high is None:
         raise SchemaRejected(f"{path}: an integer bound on one side only cannot be enforced by the grammar")
     low += 1 if "exclusiveMinimum" in bounds and "minimum" not in bounds else 0
@@ -250,7 +277,9 @@ class GrammarCompiler:
                 f"schema took longer than {self.limits.compile_timeout_s:g}s to compile; simplify it"
             ) from None
         except (ValueError, RecursionError, TypeError) as error:
-            raise SchemaRejected(f"schema cannot be compiled to a grammar: {str(error).splitlines()[0][:200]}") from None
+            raise SchemaRejected(
+                f"schema cannot be compiled to a grammar: {str(error).splitlines()[0][:200]}"
+            ) from None
         grammar = CompiledGrammar(
             key=key,
             schema=schema,

@@ -19,6 +19,10 @@ class Limits(BaseModel):
     max_batch_items: int = Field(default=1000, gt=0)
     max_queued_requests: int = Field(default=256, gt=0)
     max_queued_tokens: int = Field(default=2_000_000, gt=0)
+    # Batch jobs: upload size, lines per file, and requests one batch keeps in flight.
+    max_batch_file_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    max_batch_lines: int = Field(default=50_000, gt=0)
+    max_batch_in_flight: int = Field(default=64, gt=0)
 
 
 class ContextOverflow(BadRequest):

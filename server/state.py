@@ -17,8 +17,8 @@ from server.generation import Engine
 from server.grammar import GrammarCompiler
 from server.settings import Settings
 from server.wrapper_service import WrapperService
-from wrappers.registry import WrapperRegistry
 from wrappers.errors import EngineUnavailable
+from wrappers.registry import WrapperRegistry
 
 __all__ = ["EngineFactory", "ServerState", "get_state"]
 
@@ -40,7 +40,9 @@ class ServerState:
     wrappers: WrapperService = field(init=False)
 
     def __post_init__(self) -> None:
-        self.wrappers = WrapperService(self.registry, self.grammars, self.require_engine, self.settings.limits)
+        self.wrappers = WrapperService(
+            self.registry, self.grammars, self.require_engine, self.settings.limits
+        )
 
     def require_engine(self) -> Engine:
         """The engine, or a 503 that says why it cannot take work right now."""

@@ -99,7 +99,10 @@ class WrapperService:
         options = options or InvokeOptions()
         max_tokens = options.max_tokens or wrapper.sampling.max_tokens
         if max_tokens > self._limits.max_tokens:
-            raise BadRequest(f"max_tokens {max_tokens} exceeds the limit {self._limits.max_tokens}", param="options.max_tokens")
+            raise BadRequest(
+                f"max_tokens {max_tokens} exceeds the limit {self._limits.max_tokens}",
+                param="options.max_tokens",
+            )
         return Sampling(
             max_tokens=max_tokens,
             temperature=wrapper.sampling.temperature if options.temperature is None else options.temperature,
@@ -110,7 +113,9 @@ class WrapperService:
     async def grammar_for(self, wrapper: type[Wrapper], data: BaseModel) -> CompiledGrammar:
         return await self.grammars.compile(wrapper.output_schema(data))
 
-    async def invoke(self, wrapper: type[Wrapper], raw_input: Any, options: InvokeOptions | None = None) -> Invocation:
+    async def invoke(
+        self, wrapper: type[Wrapper], raw_input: Any, options: InvokeOptions | None = None
+    ) -> Invocation:
         started = time.perf_counter()
         data = self.parse_input(wrapper, raw_input)
         sampling = self._sampling(wrapper, options)
@@ -145,13 +150,19 @@ class WrapperService:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as error:
-            raise OutputInvalid(f"the answer is not JSON: {error}", raw_output=text, finish_reason=finish_reason) from None
+            raise OutputInvalid(
+                f"the answer is not JSON: {error}", raw_output=text, finish_reason=finish_reason
+            ) from None
         if problems := grammar.validation_errors(value):
-            raise OutputInvalid(f"the answer does not match the schema: {'; '.join(problems)}", raw_output=text)
+            raise OutputInvalid(
+                f"the answer does not match the schema: {'; '.join(problems)}", raw_output=text
+            )
         try:
             parsed = wrapper.parse_output(data, value)
         except ValidationError as error:
-            raise OutputInvalid(f"the answer does not validate: {error.errors()[0]['msg']}", raw_output=text) from None
+            raise OutputInvalid(
+                f"the answer does not validate: {error.errors()[0]['msg']}", raw_output=text
+            ) from None
         return parsed.model_dump(mode="json", by_alias=True)
 
     # -- many calls ----------------------------------------------------------------------
@@ -161,7 +172,9 @@ class WrapperService:
     ) -> list[Invocation | WrapserveError]:
         """All items go to the engine at once (one continuous batch); errors stay per item."""
         if len(inputs) > self._limits.max_batch_items:
-            raise BadRequest(f"{len(inputs)} inputs; a batch holds at most {self._limits.max_batch_items}", param="inputs")
+            raise BadRequest(
+                f"{len(inputs)} inputs; a batch holds at most {self._limits.max_batch_items}", param="inputs"
+            )
         results = await asyncio.gather(
             *(self.invoke(wrapper, item, options) for item in inputs), return_exceptions=True
         )
@@ -192,7 +205,9 @@ class WrapperService:
             prompt = engine.encode_chat([ChatMessage(role="user", content="warm-up")])
             requests.append(
                 engine.generate(
-                    GenerationRequest(f"warmup-{uuid.uuid4().hex}", prompt, Sampling(max_tokens=1), grammar.constraint)
+                    GenerationRequest(
+                        f"warmup-{uuid.uuid4().hex}", prompt, Sampling(max_tokens=1), grammar.constraint
+                    )
                 )
             )
         await asyncio.gather(*requests)

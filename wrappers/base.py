@@ -68,7 +68,9 @@ class Message(BaseModel):
     content: str
 
 
-_TEMPLATES = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_TEMPLATES = ImmutableSandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+)
 
 
 @cache
@@ -103,7 +105,11 @@ class Wrapper:
         super().__init_subclass__(**kwargs)
         if getattr(cls, "abstract", False) and "abstract" in cls.__dict__:
             return
-        missing = [a for a in ("name", "version", "description", "task", "Input", "Output", "instructions", "template") if not hasattr(cls, a)]
+        missing = [
+            a
+            for a in ("name", "version", "description", "task", "Input", "Output", "instructions", "template")
+            if not hasattr(cls, a)
+        ]
         if missing:
             raise TypeError(f"wrapper {cls.__qualname__} is missing {', '.join(missing)}")
         if not SEMVER.match(cls.version):

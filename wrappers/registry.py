@@ -51,7 +51,9 @@ class WrapperRegistry:
             if wrapper.version.split(".")[: len(prefix)] == prefix:
                 return wrapper
         available = ", ".join(w.version for w in candidates)
-        raise WrapperNotFound(f"wrapper {name!r} has no version {wanted!r} (available: {available})", param="version")
+        raise WrapperNotFound(
+            f"wrapper {name!r} has no version {wanted!r} (available: {available})", param="version"
+        )
 
     def __iter__(self) -> Iterator[type[Wrapper]]:
         for name in self.names():
@@ -76,7 +78,9 @@ def load_directory(directory: Path) -> list[type[Wrapper]]:
         try:
             spec.loader.exec_module(module)
         except Exception as error:
-            raise ConfigurationError(f"cannot load wrappers from {path}: {type(error).__name__}: {error}") from error
+            raise ConfigurationError(
+                f"cannot load wrappers from {path}: {type(error).__name__}: {error}"
+            ) from error
         for _, value in inspect.getmembers(module, inspect.isclass):
             if issubclass(value, Wrapper) and value.__module__ == module_name and "name" in value.__dict__:
                 found.append(value)

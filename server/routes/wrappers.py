@@ -58,7 +58,10 @@ async def list_wrappers(service: Service) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [
-            {**describe(service.registry.versions(name)[0]), "versions": [w.version for w in service.registry.versions(name)]}
+            {
+                **describe(service.registry.versions(name)[0]),
+                "versions": [w.version for w in service.registry.versions(name)],
+            }
             for name in service.registry.names()
         ],
     }
@@ -86,7 +89,12 @@ async def batch(name: str, body: BatchRequest, service: Service) -> dict[str, An
         if isinstance(result, Invocation):
             items.append({"index": index, **result.as_json()})
         else:
-            error = {"message": result.message, "type": result.type, "code": result.code, "param": result.param}
+            error = {
+                "message": result.message,
+                "type": result.type,
+                "code": result.code,
+                "param": result.param,
+            }
             error.update({k: v for k, v in result.details.items() if v is not None})
             items.append({"index": index, "error": error, "status": result.status})
     return {

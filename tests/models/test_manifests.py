@@ -20,7 +20,7 @@ def test_builtin_manifests_load_with_the_embedded_default() -> None:
 
 
 def test_unknown_model_names_the_known_ones() -> None:
-    with pytest.raises(ModelNotFound, match="qwen2.5-7b-instruct"):
+    with pytest.raises(ModelNotFound, match=r"qwen2\.5-7b-instruct"):
         ModelRegistry.load().get("gpt-17")
 
 
@@ -56,7 +56,9 @@ def _fake_weights(folder: Path) -> None:
     (folder / "model.safetensors").write_bytes(b"")
 
 
-def test_local_weights_found_in_the_hugging_face_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_weights_found_in_the_hugging_face_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     snapshot = tmp_path / "hf" / "models--Qwen--Qwen2.5-7B-Instruct" / "snapshots" / "abc123"
     _fake_weights(snapshot)

@@ -32,7 +32,9 @@ def assert_one_clear_line(result: subprocess.CompletedProcess[str], *phrases: st
 
 
 def test_unknown_model(tmp_path: Path) -> None:
-    assert_one_clear_line(run_serve(tmp_path, "--model", "nope"), "unknown model 'nope'", "smollm2-135m-instruct")
+    assert_one_clear_line(
+        run_serve(tmp_path, "--model", "nope"), "unknown model 'nope'", "smollm2-135m-instruct"
+    )
 
 
 def test_missing_weights(tmp_path: Path) -> None:

@@ -80,6 +80,8 @@ async def test_cache_hits_and_stays_bounded(compiler: GrammarCompiler) -> None:
 
 
 async def test_validator_reports_what_is_wrong(compiler: GrammarCompiler) -> None:
-    grammar = await compiler.compile({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})
+    grammar = await compiler.compile(
+        {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    )
     assert grammar.validation_errors({"n": 1}) == []
     assert "'n' is a required property" in grammar.validation_errors({})[0]

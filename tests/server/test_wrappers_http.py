@@ -20,7 +20,9 @@ def test_list_shows_every_builtin_with_schemas(http: httpx.Client) -> None:
 
 
 def test_invoke_returns_a_validated_typed_answer(http: httpx.Client) -> None:
-    response = http.post("/v1/wrappers/sentiment/invoke", json={"input": {"text": "I really love this, great job!"}})
+    response = http.post(
+        "/v1/wrappers/sentiment/invoke", json={"input": {"text": "I really love this, great job!"}}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["output"]["label"] in {"positive", "negative", "neutral"}
@@ -35,26 +37,34 @@ def test_invoke_returns_a_validated_typed_answer(http: httpx.Client) -> None:
 def test_classify_answers_with_one_of_the_given_labels(http: httpx.Client) -> None:
     labels = ["sports", "politics", "cooking", "weather"]
     for text in ["Heavy rain is expected tomorrow.", "Whisk two eggs with flour and sugar."]:
-        body = http.post("/v1/wrappers/classify/invoke", json={"input": {"text": text, "labels": labels}}).json()
+        body = http.post(
+            "/v1/wrappers/classify/invoke", json={"input": {"text": text, "labels": labels}}
+        ).json()
         assert body["output"]["label"] in labels
 
 
 def test_extract_answer_validates_against_the_call_schema(http: httpx.Client) -> None:
     schema = {
         "type": "object",
-        "properties": {"name": {"type": "string", "maxLength": 40}, "age": {"type": "integer", "minimum": 0, "maximum": 130}},
+        "properties": {
+            "name": {"type": "string", "maxLength": 40},
+            "age": {"type": "integer", "minimum": 0, "maximum": 130},
+        },
         "required": ["name", "age"],
         "additionalProperties": False,
     }
     response = http.post(
-        "/v1/wrappers/extract/invoke", json={"input": {"text": "Anna Berg is 34 years old.", "schema": schema}}
+        "/v1/wrappers/extract/invoke",
+        json={"input": {"text": "Anna Berg is 34 years old.", "schema": schema}},
     )
     assert response.status_code == 200, response.text
     jsonschema.validate(response.json()["output"], schema)
 
 
 def test_invalid_input_is_422_naming_the_field(http: httpx.Client) -> None:
-    response = http.post("/v1/wrappers/classify/invoke", json={"input": {"text": "x", "labels": ["only-one"]}})
+    response = http.post(
+        "/v1/wrappers/classify/invoke", json={"input": {"text": "x", "labels": ["only-one"]}}
+    )
     assert response.status_code == 422
     assert response.json()["error"]["param"] == "input.labels"
 
@@ -80,7 +90,11 @@ def test_unenforceable_schema_is_a_clear_400(http: httpx.Client) -> None:
 
 
 def test_truncated_answer_says_so_with_the_raw_text(http: httpx.Client) -> None:
-    schema = {"type": "object", "properties": {"summary": {"type": "string", "minLength": 40}}, "required": ["summary"]}
+    schema = {
+        "type": "object",
+        "properties": {"summary": {"type": "string", "minLength": 40}},
+        "required": ["summary"],
+    }
     response = http.post(
         "/v1/wrappers/extract/invoke",
         json={"input": {"text": "A long story.", "schema": schema}, "options": {"max_tokens": 4}},
