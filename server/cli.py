@@ -15,6 +15,7 @@ from rich.table import Table
 
 from models.manifest import ModelRegistry
 from models.resolve import is_present, model_location, resolve_weights
+from server.cli_wrappers import register as register_wrapper_commands
 from server.settings import Settings
 from wrappers.errors import ConfigurationError, WrapserveError
 
@@ -23,6 +24,7 @@ __all__ = ["app"]
 app = typer.Typer(help="Wrapserve: typed, versioned AI task functions on local models.", no_args_is_help=True)
 models_app = typer.Typer(help="Model manifests and local weights.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+register_wrapper_commands(app)  # wrappers list, call, eval
 
 err = Console(stderr=True)
 

@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# User wrappers the session server loads (WRAPSERVE_WRAPPERS_DIR); the README shows one of them.
+USER_WRAPPERS = REPO / "tests" / "fixtures" / "user_wrappers"
 STARTUP_TIMEOUT_S = 900
 
 
@@ -108,7 +110,9 @@ def stop_server(server: RunningServer, timeout_s: float = 60) -> int:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One real server for the whole session: the engine starts once."""
-    running = start_server(tmp_path_factory.mktemp("wrapserve-home"), free_port())
+    running = start_server(
+        tmp_path_factory.mktemp("wrapserve-home"), free_port(), WRAPSERVE_WRAPPERS_DIR=str(USER_WRAPPERS)
+    )
     try:
         wait_ready(running)
         yield running
