@@ -39,6 +39,7 @@ log = logging.getLogger("wrapserve.engine")
 # CPU defaults verified on the build machines (see README): vLLM reads the memory
 # fraction as a share of NUMA node 0's RAM there, and eager mode starts ~3x faster.
 CPU_MEMORY_FRACTION = 0.4
+CPU_KV_CACHE_GIB = 2.0
 GPU_MEMORY_FRACTION = 0.9
 
 
@@ -74,6 +75,8 @@ def _engine_args(settings: Settings, manifest: ModelManifest, weights: Path, dev
     }
     if settings.max_num_seqs:
         options["max_num_seqs"] = settings.max_num_seqs
+    if kv_cache_gib := settings.kv_cache_gib or (CPU_KV_CACHE_GIB if on_cpu else None):
+        options["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
     options.update(manifest.engine)  # per-model overrides written in the manifest
     return AsyncEngineArgs(**options)
 
@@ -84,9 +87,9 @@ def explain_start_failure(cause: str) -> str:
     lowered = text.lower()
     if "memory" in lowered or "kv cache" in lowered or "cache blocks" in lowered:
         return (
-            f"not enough memory for the model and its KV cache ({text}); lower "
-            "WRAPSERVE_MAX_MODEL_LEN or raise WRAPSERVE_GPU_MEMORY_UTILIZATION "
-            "(on CPU it is the share of NUMA node 0's RAM)"
+            f"not enough memory for the model and its KV cache ({text}); on CPU lower "
+            "WRAPSERVE_KV_CACHE_GIB (or free memory), on GPU raise WRAPSERVE_GPU_MEMORY_UTILIZATION; "
+            "a smaller WRAPSERVE_MAX_MODEL_LEN needs less"
         )
     return f"the engine failed to start: {text}"
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.limits import Limits
 
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    # KV cache size in GiB. On CPU it defaults to a fixed size: vLLM's share-of-node-RAM
+    # reading varies with what else runs on the box, a fixed size does not.
+    kv_cache_gib: float | None = Field(default=None, gt=0)
     enforce_eager: bool | None = None
     max_num_seqs: int | None = Field(default=None, gt=0)
     structured_output_backend: Literal["outlines", "xgrammar", "guidance"] = "outlines"
@@ -49,17 +53,43 @@ class Settings(BaseSettings):
     distributed_executor_backend: Literal["mp", "ray", "uni"] | None = None
     load_format: Literal["auto", "safetensors", "dummy"] = "auto"
 
+    # Wrapper-specific speed-ups (see server/decoding.py); on by default, off for comparisons.
+    forced_prefix: bool = True  # a grammar's forced opening goes into the prompt, not decode steps
+    choice_scoring: bool = True  # one-label outputs are scored from log-probs in one forward pass
+
     # Request bounds (WRAPSERVE_LIMITS__MAX_TOKENS=... etc.)
     limits: Limits = Field(default_factory=Limits)
 
     # Auth: keys are hashed as soon as they are read; the plain text is not kept.
-    api_keys: list[str] = Field(default_factory=list)
+    # WRAPSERVE_API_KEYS: a comma-separated list or a JSON list. See SECURITY.md.
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Optional per-key wrapper allow-list, JSON {"<key>" or "sha256:<hex>": ["name", ...]};
+    # a key not listed may call every wrapper. Map keys are hashed on read too.
+    key_wrappers: dict[str, list[str]] = Field(default_factory=dict)
 
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_prompts: bool = False
     # vLLM's own output (and its workers'): a file, or "-" to keep it on the console.
     engine_log: str | None = None
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("key_wrappers", mode="after")
+    @classmethod
+    def _hash_key_names(cls, allow: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {
+            name.removeprefix("sha256:") if name.startswith("sha256:") else hash_api_key(name): wrappers
+            for name, wrappers in allow.items()
+        }
 
     @field_validator("api_keys", mode="after")
     @classmethod

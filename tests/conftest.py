@@ -59,8 +59,8 @@ def server_env(home: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     # State goes to a fresh folder; converted weights are shared with `make model`.
     env.setdefault("WRAPSERVE_WEIGHTS_DIR", str(Path.home() / ".cache" / "wrapserve" / "models"))
-    # Tests need little KV cache; a smaller share leaves room for other processes (~1 GiB of KV).
-    env.setdefault("WRAPSERVE_GPU_MEMORY_UTILIZATION", "0.25")
+    # Tests need little KV cache (1 GiB is ~47k tokens); leave the rest to other processes.
+    env.setdefault("WRAPSERVE_KV_CACHE_GIB", "1")
     env.update({"WRAPSERVE_HOME": str(home), "PYTHONUNBUFFERED": "1", **extra})
     return env
 

@@ -59,12 +59,12 @@ def test_too_little_memory_for_the_kv_cache(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
         cwd=REPO,
-        env=server_env(tmp_path, WRAPSERVE_GPU_MEMORY_UTILIZATION="0.01"),
+        env=server_env(tmp_path, WRAPSERVE_KV_CACHE_GIB="10000"),
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert_one_clear_line(result, "not enough memory", "WRAPSERVE_GPU_MEMORY_UTILIZATION", "engine log:")
+    assert_one_clear_line(result, "not enough memory", "WRAPSERVE_KV_CACHE_GIB", "engine log:")
     assert (tmp_path / "logs" / "engine.log").is_file()
 
 

@@ -21,6 +21,7 @@ def test_cpu_defaults_that_work_on_the_build_machines() -> None:
     assert args.served_model_name == ["smollm2-135m-instruct"]
     assert args.structured_outputs_config["backend"] == "outlines"
     assert args.enable_prefix_caching is True
+    assert args.kv_cache_memory_bytes == 2 * 2**30
 
 
 def test_gpu_parallelism_passes_through_to_vllm() -> None:
@@ -36,6 +37,7 @@ def test_gpu_parallelism_passes_through_to_vllm() -> None:
     assert args.distributed_executor_backend == "ray"
     assert args.enforce_eager is False
     assert args.gpu_memory_utilization == 0.9
+    assert args.kv_cache_memory_bytes is None
     assert args.structured_outputs_config["backend"] == "xgrammar"
 
 
