@@ -41,6 +41,8 @@ log = logging.getLogger("wrapserve.engine")
 CPU_MEMORY_FRACTION = 0.4
 CPU_KV_CACHE_GIB = 2.0
 GPU_MEMORY_FRACTION = 0.9
+# vLLM's bound on ``SamplingParams.logprob_token_ids`` per request.
+_MAX_SCORED_TOKENS = 128
 
 
 def detect_device(requested: str) -> str:
@@ -184,13 +186,15 @@ class VllmEngine:
             output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
         )
 
-    async def _outputs(self, request: GenerationRequest, delta: bool) -> AsyncIterator[Any]:
+    async def _outputs(
+        self, request: GenerationRequest, delta: bool, params: Any = None
+    ) -> AsyncIterator[Any]:
         from vllm.exceptions import VLLMValidationError
         from vllm.v1.engine.exceptions import EngineDeadError
 
         if self._llm.errored:
             raise EngineUnavailable("the inference engine has stopped; restart the server")
-        params = self._sampling_params(request.sampling, request.constraint, delta)
+        params = params or self._sampling_params(request.sampling, request.constraint, delta)
         prompt = {"prompt_token_ids": list(request.prompt_token_ids)}
         try:
             async for output in self._llm.generate(prompt, params, request.request_id):
@@ -239,6 +243,51 @@ class VllmEngine:
             prompt_tokens=len(final.prompt_token_ids or request.prompt_token_ids),
             cached_prompt_tokens=final.num_cached_tokens or 0,
         )
+
+    async def score(
+        self, request_id: str, prompt_token_ids: Sequence[int], continuations: Sequence[Sequence[int]]
+    ) -> list[float]:
+        if not continuations or any(not tokens for tokens in continuations):
+            raise BadRequest("every continuation to score needs at least one token")
+        firsts = [tokens[0] for tokens in continuations]
+        if len(set(firsts)) == len(firsts) and len(firsts) <= _MAX_SCORED_TOKENS:
+            # One forward pass: the next-token log-probs (raw, before any processing) of
+            # each continuation's first token; the prompt prefix comes from the cache.
+            position = await self._one_step(request_id, list(prompt_token_ids), logprob_token_ids=firsts)
+            return [float(position[token].logprob) for token in firsts]
+        scored = await asyncio.gather(
+            *(
+                self._one_step(
+                    f"{request_id}-{index}", [*prompt_token_ids, *tokens], prompt_logprobs=len(tokens)
+                )
+                for index, tokens in enumerate(continuations)
+            )
+        )
+        return [float(total) for total in scored]
+
+    async def _one_step(self, request_id: str, prompt: list[int], **options: Any) -> Any:
+        """One engine step. With ``logprob_token_ids``: that step's log-prob per token id.
+        With ``prompt_logprobs=k``: the summed log-probs of the prompt's last k tokens."""
+        from vllm.sampling_params import RequestOutputKind, SamplingParams
+
+        tail = options.pop("prompt_logprobs", 0)
+        params = SamplingParams(
+            max_tokens=1,
+            temperature=0.0,
+            prompt_logprobs=0 if tail else None,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+            **options,
+        )
+        request = GenerationRequest(request_id, prompt)
+        final = None
+        async for output in self._outputs(request, delta=False, params=params):
+            final = output
+        if final is None or any(c.finish_reason == "error" for c in final.outputs):
+            raise _request_error(request)
+        if tail:
+            rows = final.prompt_logprobs[-tail:]
+            return sum(row[token].logprob for row, token in zip(rows, prompt[-tail:], strict=True))
+        return final.outputs[0].logprobs[0]
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:
         produced: dict[int, int] = {}

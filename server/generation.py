@@ -129,6 +129,17 @@ class Engine(Protocol):
         """Run to completion. Cancelling the awaiting task aborts the engine request."""
         ...
 
+    async def score(
+        self, request_id: str, prompt_token_ids: Sequence[int], continuations: Sequence[Sequence[int]]
+    ) -> list[float]:
+        """Log-probability the model gives each continuation right after the prompt.
+
+        For choosing among continuations: where their first tokens differ, a continuation
+        is decided by its first token (a grammar forces the rest), so one forward pass
+        scores them all; otherwise each is scored in full from its prompt log-probs.
+        """
+        ...
+
     def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:
         """Yield text as it is generated. Closing the iterator aborts the engine request."""
         ...

@@ -13,6 +13,7 @@ from typing import Literal
 from fastapi import Request
 
 from models.manifest import ModelManifest
+from server.decoding import DecodeSettings
 from server.generation import Engine
 from server.grammar import GrammarCompiler
 from server.settings import Settings
@@ -41,7 +42,11 @@ class ServerState:
 
     def __post_init__(self) -> None:
         self.wrappers = WrapperService(
-            self.registry, self.grammars, self.require_engine, self.settings.limits
+            self.registry,
+            self.grammars,
+            self.require_engine,
+            self.settings.limits,
+            DecodeSettings(self.settings.forced_prefix, self.settings.choice_scoring),
         )
 
     def require_engine(self) -> Engine:

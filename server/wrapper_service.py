@@ -17,9 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from server.decoding import DecodeMode, Decoder, DecodeSettings
 from server.generation import ChatMessage, Engine, GenerationRequest, Sampling
 from server.grammar import CompiledGrammar, GrammarCompiler
-from server.limits import Limits, check_prompt_fits
+from server.limits import Limits
 from wrappers.base import Wrapper
 from wrappers.errors import BadRequest, OutputInvalid, OutputTruncated, WrapserveError
 from wrappers.registry import WrapperRegistry
@@ -43,6 +44,11 @@ class InvokeOptions(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = None
+    decode: DecodeMode = Field(
+        default="auto",
+        description="auto: label scoring for one-choice outputs, else forced-prefix decoding; "
+        "score, generate (forced prefix) or plain (token by token) force one way.",
+    )
 
 
 @dataclass(frozen=True)
@@ -54,8 +60,10 @@ class Invocation:
     completion_tokens: int
     finish_reason: str
     latency_ms: float
+    scores: dict[str, float] | None = None  # label -> probability, for scored choice outputs
 
     def as_json(self) -> dict[str, Any]:
+        extra = {} if self.scores is None else {"scores": self.scores}
         return {
             "output": self.output,
             "wrapper": self.wrapper.name,
@@ -65,6 +73,7 @@ class Invocation:
             "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens},
             "finish_reason": self.finish_reason,
             "latency_ms": round(self.latency_ms, 2),
+            **extra,
         }
 
 
@@ -79,11 +88,13 @@ class WrapperService:
         grammars: GrammarCompiler,
         engine: Callable[[], Engine],
         limits: Limits,
+        decoding: DecodeSettings | None = None,
     ) -> None:
         self.registry = registry
         self.grammars = grammars
         self._engine = engine
         self._limits = limits
+        self.decoder = Decoder(decoding)
 
     # -- one call ------------------------------------------------------------------------
 
@@ -122,20 +133,18 @@ class WrapperService:
         grammar = await self.grammar_for(wrapper, data)
         engine = self._engine()
         messages = [ChatMessage(role=m.role, content=m.content) for m in wrapper.messages(data)]
-        prompt = engine.encode_chat(messages)
-        check_prompt_fits(len(prompt), sampling.max_tokens, engine.info.max_model_len)
-        request = GenerationRequest(f"wrp-{uuid.uuid4().hex}", prompt, sampling, grammar.constraint)
-        result = await engine.generate(request)
-        choice = result.choices[0]
-        output = self._parse_output(wrapper, data, grammar, choice.text, choice.finish_reason)
+        mode = options.decode if options is not None else "auto"
+        decoded = await self.decoder.run(engine, messages, grammar, sampling, mode)
+        output = self._parse_output(wrapper, data, grammar, decoded.text, decoded.finish_reason)
         return Invocation(
             wrapper=wrapper,
             output=output,
             model=engine.info.model_id,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            finish_reason=choice.finish_reason,
+            prompt_tokens=decoded.prompt_tokens,
+            completion_tokens=decoded.completion_tokens,
+            finish_reason=decoded.finish_reason,
             latency_ms=(time.perf_counter() - started) * 1000,
+            scores=decoded.scores,
         )
 
     def _parse_output(
@@ -202,11 +211,16 @@ class WrapperService:
             if schema is None:
                 continue
             grammar = await self.grammars.compile(schema)
-            prompt = engine.encode_chat([ChatMessage(role="user", content="warm-up")])
+            # Warm the constraint decoding will use: the regex after the forced prefix.
+            mode = "generate" if self.decoder.settings.forced_prefix else "plain"
+            prefix, constraint = self.decoder.constraint(grammar, mode)
+            prompt = engine.encode_chat(
+                [ChatMessage(role="user", content="warm-up")], assistant_prefix=prefix
+            )
             requests.append(
                 engine.generate(
                     GenerationRequest(
-                        f"warmup-{uuid.uuid4().hex}", prompt, Sampling(max_tokens=1), grammar.constraint
+                        f"warmup-{uuid.uuid4().hex}", prompt, Sampling(max_tokens=1), constraint
                     )
                 )
             )

@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 from wrappers.base import Wrapper
-from wrappers.catalogue.classify import Classify, Sentiment
-from wrappers.catalogue.extract import Extract
+from wrappers.catalogue.classify import Classify, DetectLanguage, Intent, Sentiment
+from wrappers.catalogue.evaluate import Compare, FactCheck, Grade
+from wrappers.catalogue.extract import Contact, Entities, Extract, Invoice, Keywords
+from wrappers.catalogue.report import Report, Summarize
+from wrappers.catalogue.transform import Redact, Rewrite, Translate
 
 __all__ = ["BUILTINS"]
 
 BUILTINS: tuple[type[Wrapper], ...] = (
+    # classify
     Sentiment,
     Classify,
+    Intent,
+    DetectLanguage,
+    # extract
     Extract,
+    Entities,
+    Contact,
+    Invoice,
+    Keywords,
+    # evaluate
+    Grade,
+    Compare,
+    FactCheck,
+    # report
+    Report,
+    Summarize,
+    # transform
+    Rewrite,
+    Translate,
+    Redact,
 )

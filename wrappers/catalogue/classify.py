@@ -1,4 +1,4 @@
-"""Classification wrappers: one label out of a set."""
+"""Classification wrappers: one label out of a set (sentiment, labels, intents, language)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from pydantic import BaseModel, Field, field_validator
 
 from wrappers.base import Example, Wrapper, WrapperSampling
 
-__all__ = ["Classify", "Sentiment"]
+__all__ = ["Classify", "DetectLanguage", "Intent", "Sentiment"]
+
+Language = Literal[
+    "en", "es", "fr", "de", "it", "pt", "nl", "sv", "da", "no", "fi", "pl", "cs", "ro", "hu", "el",
+    "ru", "uk", "tr", "ar", "he", "fa", "hi", "bn", "zh", "ja", "ko", "vi", "th", "id",
+]
 
 
 class Sentiment(Wrapper):
@@ -92,3 +97,103 @@ class Classify(Wrapper):
             "required": ["label"],
             "additionalProperties": False,
         }
+
+
+class Intent(Wrapper):
+    name = "intent"
+    version = "1.0.0"
+    description = "Route a user message to one of the intents given with the call (or 'other')."
+    task = "classify"
+
+    class Input(BaseModel):
+        message: str = Field(min_length=1, max_length=5_000, description="The user's message.")
+        intents: dict[str, str] = Field(
+            min_length=1, max_length=50, description="Intent name -> what it covers (may be empty)."
+        )
+
+        @field_validator("intents")
+        @classmethod
+        def _names(cls, intents: dict[str, str]) -> dict[str, str]:
+            for intent, meaning in intents.items():
+                if not intent.strip() or len(intent) > 64 or len(meaning) > 300:
+                    raise ValueError("intent names must be non-empty, at most 64 characters; meanings at most 300")
+            if "other" in intents:
+                raise ValueError("'other' is reserved for messages that fit no intent")
+            return intents
+
+    class Output(BaseModel):
+        intent: str
+
+    instructions = (
+        "You route a user's message to the intent it expresses. Choose exactly one of the listed intents; "
+        "choose 'other' only when none of them fits."
+    )
+    template = (
+        "Intents:\n{% for intent, meaning in intents.items() %}- {{ intent }}{% if meaning %}: {{ meaning }}{% endif %}\n{% endfor %}"
+        "Message: {{ message }}"
+    )
+    sampling = WrapperSampling(max_tokens=32)
+    examples = (
+        Example(
+            input={
+                "message": "I want to cancel my subscription today.",
+                "intents": {"cancel_subscription": "stop a plan", "track_order": "where a parcel is", "reset_password": ""},
+            },
+            accept={"intent": ["cancel_subscription"]},
+        ),
+        Example(
+            input={
+                "message": "I forgot my password and cannot log in.",
+                "intents": {"cancel_subscription": "stop a plan", "track_order": "where a parcel is", "reset_password": ""},
+            },
+            accept={"intent": ["reset_password"]},
+        ),
+        Example(
+            input={
+                "message": "Has my package shipped yet?",
+                "intents": {"cancel_subscription": "stop a plan", "track_order": "where a parcel is", "reset_password": ""},
+            },
+            accept={"intent": ["track_order"]},
+        ),
+    )
+
+    @classmethod
+    def schema_rule(cls) -> str:
+        return "intent: enum of the input's intent names, plus 'other'"
+
+    @classmethod
+    def output_schema(cls, data: BaseModel) -> dict[str, Any]:
+        assert isinstance(data, cls.Input)
+        return {
+            "type": "object",
+            "properties": {"intent": {"type": "string", "enum": [*data.intents, "other"]}},
+            "required": ["intent"],
+            "additionalProperties": False,
+        }
+
+
+class DetectLanguage(Wrapper):
+    name = "language"
+    version = "1.0.0"
+    description = "The language a text is written in, as an ISO 639-1 code."
+    task = "classify"
+
+    class Input(BaseModel):
+        text: str = Field(min_length=1, max_length=5_000)
+
+    class Output(BaseModel):
+        language: Language = Field(description="ISO 639-1 code")
+
+    instructions = (
+        "You identify the language a text is written in and answer with its ISO 639-1 code "
+        "(en English, es Spanish, fr French, de German, it Italian, pt Portuguese, nl Dutch, ru Russian, "
+        "zh Chinese, ja Japanese, ...). For a mixed text, choose the language of most of it."
+    )
+    template = "Text: {{ text }}"
+    sampling = WrapperSampling(max_tokens=16)
+    examples = (
+        Example(input={"text": "The weather is lovely today and we are going to the beach."}, expected={"language": "en"}),
+        Example(input={"text": "Bonjour, je voudrais réserver une table pour deux personnes ce soir."}, accept={"language": ["fr"]}),
+        Example(input={"text": "Ich habe heute keine Zeit, weil ich arbeiten muss."}, accept={"language": ["de"]}),
+        Example(input={"text": "¿Dónde está la estación de tren más cercana?"}, accept={"language": ["es"]}),
+    )

@@ -1,14 +1,19 @@
-"""Extraction wrappers: structured data out of text."""
+"""Extraction wrappers: structured data out of text (any schema, entities, contacts, invoices, keywords)."""
 
 from __future__ import annotations
 
-from typing import Any
+import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, RootModel
 
 from wrappers.base import Example, Wrapper, WrapperSampling
+from wrappers.catalogue.text import Phrase
 
-__all__ = ["Extract"]
+__all__ = ["Contact", "Entities", "Extract", "Invoice", "Keywords"]
+
+# Generated strings are bounded in words, not maxLength (see wrappers/catalogue/text.py).
+Name = Phrase(4)
 
 
 class Extract(Wrapper):
@@ -76,3 +81,138 @@ class Extract(Wrapper):
     def output_schema(cls, data: BaseModel) -> dict[str, Any]:
         assert isinstance(data, cls.Input)
         return data.schema_
+
+
+class Entity(BaseModel):
+    text: Phrase(3, "The entity exactly as written in the text.")
+    type: Literal["PERSON", "ORG", "LOCATION", "DATE", "MONEY", "PRODUCT", "EVENT", "OTHER"]
+
+
+class Entities(Wrapper):
+    name = "entities"
+    version = "1.0.0"
+    description = "Named entities in a text: people, organisations, places, dates, amounts, products, events."
+    task = "extract"
+
+    class Input(BaseModel):
+        text: str = Field(min_length=1, max_length=10_000)
+
+    class Output(BaseModel):
+        entities: list[Entity] = Field(max_length=5)
+
+    instructions = (
+        "You list the named entities in a text, in order of appearance, each once. text: the words as written. "
+        "type: PERSON (people), ORG (companies, institutions), LOCATION (cities, countries, places), "
+        "DATE (dates, days, years), MONEY (amounts), PRODUCT, EVENT, OTHER. An empty list if there are none.\n"
+        'Example: "Maria Lopez joined Google in London in 2020." -> {"entities":[{"text":"Maria Lopez",'
+        '"type":"PERSON"},{"text":"Google","type":"ORG"},{"text":"London","type":"LOCATION"},{"text":"2020","type":"DATE"}]}'
+    )
+    template = "Text: {{ text }}"
+    sampling = WrapperSampling(max_tokens=320)
+    examples = (
+        Example(input={"text": "Angela Merkel visited Paris on 3 May 2019."}),
+        Example(input={"text": "Apple opened a new office in Berlin."}),
+        Example(input={"text": "Tim Cook announced the iPhone 15 in California in September 2023."}),
+    )
+
+
+class Contact(Wrapper):
+    name = "contact"
+    version = "1.0.0"
+    description = "A contact card from a text such as an e-mail signature: name, e-mail, phone, company, title."
+    task = "extract"
+
+    class Input(BaseModel):
+        text: str = Field(min_length=1, max_length=10_000)
+
+    class Output(BaseModel):
+        name: Name | None
+        email: Annotated[str, Field(pattern=r"^[A-Za-z0-9._%+-]{1,40}@[A-Za-z0-9.-]{1,40}$")] | None
+        phone: Annotated[str, Field(pattern=r"^[+0-9() .-]{3,25}$")] | None
+        company: Name | None
+        job_title: Name | None
+
+    instructions = (
+        "You extract a contact card from a text. Copy each value exactly as written in the text; "
+        "use null for anything the text does not state. Never invent an e-mail address or phone number.\n"
+        'Example: "Ann Lee, CTO at Initech, ann@initech.com" -> {"name":"Ann Lee","email":"ann@initech.com",'
+        '"phone":null,"company":"Initech","job_title":"CTO"}'
+    )
+    template = "Text: {{ text }}"
+    sampling = WrapperSampling(max_tokens=200)
+    examples = (
+        Example(
+            input={"text": "Best regards,\nJohn Smith\nSales Manager, Acme Corp\njohn.smith@acme.com | +1 555 123 4567"},
+            accept={"email": ["john.smith@acme.com"]},
+        ),
+        Example(
+            input={"text": "You can reach Priya Patel at priya@example.org. She works for Globex."},
+            accept={"email": ["priya@example.org"]},
+        ),
+        Example(input={"text": "Call me on 020 7946 0018 if anything changes. - Tom"}),
+    )
+
+
+class Invoice(Wrapper):
+    name = "invoice"
+    version = "1.0.0"
+    description = "Key fields of an invoice: number, issue date, seller, buyer, total and currency."
+    task = "extract"
+
+    class Input(BaseModel):
+        text: str = Field(min_length=1, max_length=20_000, description="The invoice as text.")
+
+    class Output(BaseModel):
+        number: Annotated[str, Field(pattern=r"^[A-Za-z0-9#/._-]{1,30}$")] | None
+        date: datetime.date | None = Field(description="Issue date, YYYY-MM-DD.")
+        seller: Name | None
+        buyer: Name | None
+        total: float | None = Field(description="The amount due, as a number.")
+        currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = Field(description="ISO 4217 code.")
+
+    instructions = (
+        "You extract the key fields of an invoice. number: the invoice number. date: the issue date as "
+        "YYYY-MM-DD. seller, buyer: company or person names. total: the total amount due as a plain number. "
+        "currency: ISO 4217 code such as USD, EUR, GBP. Use null for fields the invoice does not show.\n"
+        'Example: "Invoice A-17 from Initech to Ann Lee, 2024-05-01, total 99.50 EUR" -> {"number":"A-17",'
+        '"date":"2024-05-01","seller":"Initech","buyer":"Ann Lee","total":99.5,"currency":"EUR"}'
+    )
+    template = "Invoice:\n{{ text }}"
+    sampling = WrapperSampling(max_tokens=200)
+    examples = (
+        Example(
+            input={"text": "INVOICE INV-2024-0042\nDate: 2024-03-15\nFrom: Blue Ocean Ltd\nTo: Northwind Traders\nTotal due: 1250.00 EUR"},
+            accept={"number": ["INV-2024-0042"], "currency": ["EUR"]},
+        ),
+        Example(
+            input={"text": "Invoice #7781, issued 2023-11-02 by Acme Inc. to John Doe. Amount: $89.99 (USD)."},
+            accept={"currency": ["USD"]},
+        ),
+        Example(input={"text": "Bill no. 55 — Café Central — total GBP 12.40 — 1 January 2025"}),
+    )
+
+
+class Keywords(Wrapper):
+    name = "keywords"
+    version = "1.0.0"
+    description = "Up to 8 short keywords or tags that describe a text."
+    task = "extract"
+
+    class Input(BaseModel):
+        text: str = Field(min_length=1, max_length=20_000)
+
+    class Output(BaseModel):
+        keywords: list[Phrase(3, word="[a-z0-9]+")] = Field(min_length=1, max_length=8)
+
+    instructions = (
+        "You tag a text with short keywords (one to three words each, lowercase), most important first, "
+        "each keyword once.\n"
+        'Example: "Heavy rain flooded roads in Lisbon." -> {"keywords":["heavy rain","flooding","lisbon"]}'
+    )
+    template = "Text: {{ text }}"
+    sampling = WrapperSampling(max_tokens=160)
+    examples = (
+        Example(input={"text": "The central bank raised interest rates to fight inflation."}),
+        Example(input={"text": "A new species of frog was discovered in the Amazon rainforest."}),
+        Example(input={"text": "Our team migrated the database from MySQL to PostgreSQL over the weekend."}),
+    )

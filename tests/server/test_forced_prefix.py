@@ -1,0 +1,73 @@
+"""The forced opening of a grammar and choice detection: exact splits, no engine needed."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from server.decoding import choice_field
+from server.forced import split_forced_prefix
+from server.grammar import GrammarLimits, _compile, prepare_schema
+from wrappers.catalogue import BUILTINS
+
+
+def _samples(regex: str, prefix: str, rng: random.Random) -> list[str]:
+    """Strings around the prefix: matches, near misses, and mutations."""
+    alphabet = list('{}[]":,abcdefghijklmnopqrstuvwxyz0123456789 -.')
+    out = [prefix, prefix[:-1], prefix + "x", ""]
+    for _ in range(200):
+        body = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        out.append(prefix + body)
+        out.append(prefix[: rng.randint(0, len(prefix))] + body)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("regex", "prefix", "remainder"),
+    [
+        (r'(\{"a":("x"|"y")\})', '{"a":"', r'((x"|y")\})'),
+        (r"(a|ab)c", "a", "(|b)c"),
+        (r"ab?c", "a", "b?c"),
+        (r"(xy)*z", "", "(xy)*z"),
+        (r"[ab]c", "", "[ab]c"),
+        (r"\d+x", "", r"\d+x"),
+        (r'\{"k":\[(1|2)*\]\}', '{"k":[', r"(1|2)*\]\}"),
+    ],
+)
+def test_split_known_cases(regex: str, prefix: str, remainder: str) -> None:
+    forced = split_forced_prefix(regex)
+    assert (forced.prefix, forced.remainder) == (prefix, remainder)
+
+
+@pytest.mark.parametrize("wrapper", BUILTINS, ids=lambda w: w.name)
+def test_split_is_exact_for_every_catalogue_grammar(wrapper: type) -> None:
+    schema = wrapper.static_schema()
+    if schema is None:
+        schema = wrapper.output_schema(wrapper.Input.model_validate(wrapper.examples[0].input))
+    regex = _compile(prepare_schema(schema, GrammarLimits()))
+    forced = split_forced_prefix(regex)
+    assert forced.prefix.startswith("{"), "every object answer opens with a forced brace"
+    rng = random.Random(0)
+    for text in _samples(regex, forced.prefix, rng):
+        whole = re.fullmatch(regex, text) is not None
+        split = (
+            text.startswith(forced.prefix)
+            and re.fullmatch(forced.remainder, text[len(forced.prefix) :]) is not None
+        )
+        assert whole == split, text
+
+
+def test_choice_outputs_are_detected_and_others_are_not() -> None:
+    sentiment = next(w for w in BUILTINS if w.name == "sentiment")
+    field = choice_field(sentiment.Output.model_json_schema())
+    assert field is not None and field.labels == ("positive", "negative", "neutral")
+    assert field.prefix + field.continuation("neutral") == '{"label":"neutral"}'
+    two_fields = {
+        "type": "object",
+        "properties": {"a": {"enum": ["x", "y"]}, "b": {"type": "string"}},
+        "required": ["a", "b"],
+    }
+    assert choice_field(two_fields) is None
+    assert choice_field({"type": "object", "properties": {"a": {"enum": ["x", "y"]}}}) is None  # not required

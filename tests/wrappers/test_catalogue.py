@@ -1,0 +1,75 @@
+"""The built-in catalogue, without the engine: shapes, examples, schemas, prompts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from typing import get_args
+
+import pytest
+
+from server.grammar import GrammarCompiler
+from wrappers.base import Task, Wrapper
+from wrappers.catalogue import BUILTINS
+
+
+@pytest.fixture(scope="module")
+def compiler() -> Iterator[GrammarCompiler]:
+    grammars = GrammarCompiler()
+    yield grammars
+    grammars.shutdown()
+
+
+def _ids(wrapper: type[Wrapper]) -> str:
+    return wrapper.name
+
+
+def test_the_catalogue_is_complete_and_unambiguous() -> None:
+    assert len(BUILTINS) >= 12
+    names = Counter(wrapper.name for wrapper in BUILTINS)
+    assert not [name for name, count in names.items() if count > 1], names
+    assert {wrapper.task for wrapper in BUILTINS} == set(get_args(Task))
+    for wrapper in BUILTINS:
+        assert wrapper.version == "1.0.0"
+        assert wrapper.description.strip() and wrapper.instructions.strip()
+
+
+@pytest.mark.parametrize("wrapper", BUILTINS, ids=_ids)
+def test_examples_are_valid_inputs_with_meaningful_expectations(wrapper: type[Wrapper]) -> None:
+    assert len(wrapper.examples) >= 3
+    inputs = [wrapper.Input.model_validate(example.input) for example in wrapper.examples]
+    assert len({data.model_dump_json() for data in inputs}) == len(inputs), "examples repeat an input"
+    for example, data in zip(wrapper.examples, inputs, strict=True):
+        properties = wrapper.output_schema(data).get("properties", {})
+        if wrapper.static_schema() is not None:  # a per-call schema (extract) has its own fields
+            assert set(example.expected) | set(example.accept) <= set(properties)
+        for field, values in example.accept.items():
+            allowed = properties.get(field, {}).get("enum")
+            assert allowed is None or set(values) <= set(allowed), f"{field}: {values} not in {allowed}"
+
+
+@pytest.mark.parametrize("wrapper", BUILTINS, ids=_ids)
+def test_output_schemas_compile_to_a_grammar(wrapper: type[Wrapper], compiler: GrammarCompiler) -> None:
+    schemas = [wrapper.output_schema(wrapper.Input.model_validate(example.input)) for example in wrapper.examples]
+    static = wrapper.static_schema()
+    if static is not None:
+        assert all(schema == static for schema in schemas)
+        schemas = [static]
+    for schema in schemas:
+        grammar = asyncio.run(compiler.compile(schema))  # raises SchemaRejected if not enforceable
+        assert grammar.regex
+
+
+@pytest.mark.parametrize("wrapper", BUILTINS, ids=_ids)
+def test_the_system_prompt_is_static_and_comes_first(wrapper: type[Wrapper]) -> None:
+    first, second = (wrapper.Input.model_validate(example.input) for example in wrapper.examples[:2])
+    one, two = wrapper.messages(first), wrapper.messages(second)
+    assert [m.role for m in one] == [m.role for m in two] == ["system", "user"]
+    assert one[0].content.encode() == two[0].content.encode()
+    assert one[0].content.startswith(wrapper.instructions.strip())
+    assert one[1].content != two[1].content
+    for data in (first, second):
+        for value in data.model_dump().values():
+            if isinstance(value, str) and len(value) > 20:
+                assert value not in one[0].content, "call input leaked into the static system prompt"

@@ -1,0 +1,50 @@
+"""Bounded free text for output schemas, cheap enough for the engine's grammar index.
+
+Greedy decoding with a small model can loop ("How are you? How are you? ..."), so a
+generated string needs a bound the grammar enforces. ``maxLength`` is the obvious one
+but costs the engine seconds per field to index (a state per character, and vLLM allows
+5 s per grammar). These patterns bound what loops are made of instead: sentence ends
+(``sentences``) or words (``words``), which takes a handful of automaton states. They
+are spelled as alternations, not nested quantifiers, so the backtracking ``re`` that
+validates answers stays linear and ``server.grammar`` accepts them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+__all__ = ["Phrase", "Prose", "sentences", "words"]
+
+# One character of a JSON string that needs no escape, excluding sentence ends.
+_CHAR = r'[^.!?"\\\x00-\x1f]'
+_END = r"[.!?]"
+# One word: no space, quote, backslash or control character.
+_WORD = r'[^ "\\\x00-\x1f]+'
+
+
+def sentences(limit: int) -> str:
+    """Non-empty text with at most ``limit`` sentence ends (``.``, ``!``, ``?``)."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    free = f"{_CHAR}*"
+    branches = [f"{_CHAR}{free}" + f"{_END}{free}" * ends for ends in range(limit + 1)]
+    return "^(" + "|".join(branches) + ")$"
+
+
+def words(limit: int, word: str = _WORD) -> str:
+    """One to ``limit`` words (each matching ``word``) separated by single spaces."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    return "^(" + "|".join(" ".join([word] * count) for count in range(1, limit + 1)) + ")$"
+
+
+def Prose(limit: int, description: str) -> Any:  # noqa: N802 - reads as a type in annotations
+    """A string field of at most ``limit`` sentences."""
+    return Annotated[str, Field(pattern=sentences(limit), description=description)]
+
+
+def Phrase(limit: int, description: str = "", word: str = _WORD) -> Any:  # noqa: N802 - reads as a type
+    """A string field of at most ``limit`` words (a name, a title, a keyword)."""
+    return Annotated[str, Field(pattern=words(limit, word), description=description or f"at most {limit} words")]

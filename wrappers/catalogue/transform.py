@@ -1,0 +1,93 @@
+"""Transform wrappers: rewrite in a tone, translate, redact personal data."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from wrappers.base import Example, Wrapper, WrapperSampling
+from wrappers.catalogue.text import Prose
+
+__all__ = ["Redact", "Rewrite", "Translate"]
+
+# Inputs are short so the answer fits in max_tokens; answers are bounded in sentences.
+SENTENCES = 10
+MAX_TEXT = 500
+
+
+class Rewrite(Wrapper):
+    name = "rewrite"
+    version = "1.0.0"
+    description = "Rewrite a short text in a given tone, keeping its meaning."
+    task = "transform"
+
+    class Input(BaseModel):
+        text: str = Field(min_length=1, max_length=MAX_TEXT)
+        tone: Literal["formal", "friendly", "concise", "simple", "persuasive"] = "formal"
+
+    class Output(BaseModel):
+        text: Prose(SENTENCES, "the rewritten text")
+
+    instructions = (
+        "You rewrite a text in the requested tone. Keep every fact and the language of the original; "
+        "change only the wording. formal: polite and professional. friendly: warm and casual. concise: as "
+        "short as possible. simple: plain words for any reader. persuasive: convincing."
+    )
+    template = "Tone: {{ tone }}\nText: {{ text }}"
+    sampling = WrapperSampling(max_tokens=220)
+    examples = (
+        Example(input={"text": "hey, send me the report asap", "tone": "formal"}),
+        Example(input={"text": "We regret to inform you that your application was not successful.", "tone": "friendly"}),
+        Example(input={"text": "In the event that you are unable to attend, please let us know.", "tone": "concise"}),
+    )
+
+
+class Translate(Wrapper):
+    name = "translate"
+    version = "1.0.0"
+    description = "Translate a short text into a target language."
+    task = "transform"
+
+    class Input(BaseModel):
+        text: str = Field(min_length=1, max_length=MAX_TEXT)
+        target_language: Literal[
+            "English", "Spanish", "French", "German", "Italian", "Portuguese", "Dutch", "Chinese", "Japanese"
+        ]
+
+    class Output(BaseModel):
+        translation: Prose(SENTENCES, "the translated text")
+
+    instructions = "You translate a text into the target language faithfully, keeping names, numbers and formatting."
+    template = "Target language: {{ target_language }}\nText: {{ text }}"
+    sampling = WrapperSampling(max_tokens=260)
+    examples = (
+        Example(input={"text": "Good morning, how are you?", "target_language": "French"}),
+        Example(input={"text": "The train leaves at 8 o'clock.", "target_language": "Spanish"}),
+        Example(input={"text": "Danke für Ihre Hilfe.", "target_language": "English"}),
+    )
+
+
+class Redact(Wrapper):
+    name = "redact"
+    version = "1.0.0"
+    description = "The text with personal data (names, e-mails, phone numbers, addresses) replaced by [REDACTED]."
+    task = "transform"
+
+    class Input(BaseModel):
+        text: str = Field(min_length=1, max_length=MAX_TEXT)
+
+    class Output(BaseModel):
+        redacted: Prose(SENTENCES, "the text with personal data replaced")
+
+    instructions = (
+        "You copy a text, replacing every piece of personal data (people's names, e-mail addresses, phone "
+        "numbers, street addresses, account or ID numbers) with [REDACTED]. Leave everything else unchanged."
+    )
+    template = "Text: {{ text }}"
+    sampling = WrapperSampling(max_tokens=220)
+    examples = (
+        Example(input={"text": "Please contact Jane Doe at jane.doe@example.com."}),
+        Example(input={"text": "Call Bob on +44 20 7946 0958 about the delivery."}),
+        Example(input={"text": "The package will arrive on Tuesday."}),
+    )
