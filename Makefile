@@ -6,6 +6,8 @@ BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.wrapserve-installed
 MODEL     ?= smollm2-135m-instruct
 PYTEST_ARGS ?=
+# make bench BENCH_ARGS=--quick (see python -m benchmarks.run --help)
+BENCH_ARGS ?=
 
 .PHONY: serve test lint bench setup model clean
 
@@ -30,7 +32,8 @@ lint: setup
 	$(BIN)/mypy
 
 bench: model
-	@echo "benchmarks: not built yet (see the benchmarks issue)"
+	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install --quiet 'matplotlib>=3.8'
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

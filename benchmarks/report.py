@@ -1,0 +1,202 @@
+"""Results out: ``latest.json`` (headline keys at the top level), a Markdown table, PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["headline", "markdown", "write"]
+
+WORKLOADS = ("classify", "extract", "report")
+TARGETS = {
+    "classify.ratio_vs_vllm": ">= 2.0 (at equal or better validity)",
+    "structured_overhead_ratio": ">= 0.95",
+    "first_call_ratio": "<= 1.5",
+    "compile_coverage": ">= 0.95 (compiled within the budget or rejected with a clear error)",
+}
+
+
+def _get(data: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def headline(results: dict[str, Any]) -> dict[str, Any]:
+    """The figures the issue names, flattened; None where a part was not run."""
+    firsts = [v["ratio"] for k, v in (results.get("first_call") or {}).items() if not k.startswith("vllm")]
+    outlines = _get(results, "compile", "backends", "outlines") or {}
+    return {
+        "classify.ratio_vs_vllm": _get(results, "classify", "ratio_vs_vllm"),
+        "classify.validity_delta": _get(results, "classify", "validity_delta"),
+        "extract.ratio_vs_vllm": _get(results, "extract", "ratio_vs_vllm"),
+        "report.ratio_vs_vllm": _get(results, "report", "ratio_vs_vllm"),
+        "structured_overhead_ratio": _get(results, "structured_overhead", "ratio"),
+        "first_call_ratio": max((r for r in firsts if r is not None), default=None),
+        "startup_ratio_vs_vllm": _get(results, "startup", "ratio"),
+        "compile_p99_ms": outlines.get("p99_ms"),
+        "compile_coverage": outlines.get("coverage"),
+    }
+
+
+def _row(name: str, run: dict[str, Any] | None) -> str:
+    if not run:
+        return f"| {name} | - | - | - | - | - |"
+    cells = [f"{run['calls_per_s']:.2f}"]
+    cells += [f"{run[key]:.0f}" if key in run else "-" for key in ("p50_ms", "p99_ms")]
+    cells.append(f"{run['output_tokens_per_call']:.1f}" if "output_tokens_per_call" in run else "-")
+    cells.append(f"{run['valid_share']:.1%}" if "valid_share" in run else "-")
+    return f"| {name} | {' | '.join(cells)} |"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results.get("meta", {})
+    lines = [
+        f"# Benchmark results ({meta.get('mode')}, {meta.get('date')})",
+        "",
+        f"Command: `{meta.get('command')}`; model {meta.get('model')}, backend {meta.get('backend')}; "
+        f"sizes {json.dumps(meta.get('sizes'))} (issue scale {json.dumps(meta.get('issue_scale'))}).",
+        "",
+        "## Workloads: Wrapserve vs vLLM's own OpenAI server (same model, backend, prompts, schemas)",
+        "",
+        "| run | calls/s | p50 ms | p99 ms | output tokens/call | schema-valid |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in WORKLOADS:
+        if name in results:
+            lines.append(_row(f"{name}: Wrapserve", results[name]["wrapserve"]))
+            lines.append(_row(f"{name}: vLLM", results[name]["vllm"]))
+            lines.append(
+                f"| **{name}: ratio Wrapserve/vLLM** | **{results[name]['ratio_vs_vllm']}** | | | | |"
+            )
+    speedups = results.get("speedups", {})
+    if speedups:
+        lines += [
+            "",
+            "## Speed-ups on/off (same server, same calls)",
+            "",
+            "| run | calls/s | p50 ms | p99 ms | output tokens/call | schema-valid |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, block in speedups.items():
+            runs = block.get("runs") or {
+                k: v for k, v in block.items() if isinstance(v, dict) and "calls_per_s" in v
+            }
+            for variant, run in runs.items():
+                lines.append(_row(f"{name}: {variant}", run))
+            ratios = {k: v for k, v in block.items() if k.startswith("ratio") and v is not None}
+            lines.append(f"| {name}: ratios | {json.dumps(ratios)} | | | | |")
+    overhead = results.get("structured_overhead")
+    if overhead:
+        lines += [
+            "",
+            "## Structured vs unconstrained (vLLM engine, same prompts)",
+            "",
+            "| run | calls/s | p50 ms | p99 ms | output tokens/call | schema-valid |",
+            "|---|---|---|---|---|---|",
+        ]
+        for variant in ("unconstrained", "structured_compact", "structured_vllm_json_schema"):
+            lines.append(_row(variant, overhead.get(variant)))
+        lines.append(
+            f"| output tokens/s ratio: compact {overhead.get('ratio')}, vLLM json_schema "
+            f"{overhead.get('ratio_vllm_json_schema')} | | | | | |"
+        )
+    if "first_call" in results:
+        lines += [
+            "",
+            "## First call after start vs steady state",
+            "",
+            "| wrapper | first ms | steady p50 ms | ratio |",
+            "|---|---|---|---|",
+        ]
+        for name, block in results["first_call"].items():
+            lines.append(f"| {name} | {block['first_ms']} | {block['steady_p50_ms']} | {block['ratio']} |")
+    if "startup" in results:
+        s = results["startup"]
+        lines += [
+            "",
+            f"Start-up (launch to healthy): Wrapserve {s['wrapserve_s']} s, vLLM {s['vllm_s']} s, ratio {s['ratio']}.",
+        ]
+    compile_results = results.get("compile")
+    if compile_results:
+        lines += [
+            "",
+            f"## Grammar compile time per schema ({compile_results['sample']} maskbench schemas, {compile_results['timeout_s']} s budget)",
+            "",
+            "| backend | compiled | rejected | timeout | error/crash | coverage | p50 ms | p99 ms |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for backend, b in compile_results["backends"].items():
+            if "unavailable" in b:
+                lines.append(f"| {backend} | unavailable: {b['unavailable']} | | | | | | |")
+                continue
+            lines.append(
+                f"| {backend} | {b['compiled']} | {b['rejected']} | {b['timeout']} | {b['error'] + b['crashed']} | "
+                f"{b['coverage']:.1%} | {b['p50_ms']} | {b['p99_ms']} |"
+            )
+    lines += ["", "## Headline", "", "| figure | measured | target |", "|---|---|---|"]
+    for key, value in headline(results).items():
+        lines.append(f"| {key} | {value} | {TARGETS.get(key, '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plots(results: dict[str, Any], out: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    written = []
+    if "sweep" in results:
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for name, points in results["sweep"].items():
+            axis.plot(
+                [p["concurrency"] for p in points], [p["calls_per_s"] for p in points], marker="o", label=name
+            )
+        axis.set(
+            xlabel="concurrent calls",
+            ylabel="calls/s",
+            title="classify: throughput vs concurrency",
+            xscale="log",
+        )
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(out / "throughput_vs_concurrency.png", dpi=100)
+        plt.close(figure)
+        written.append("throughput_vs_concurrency.png")
+    series = {
+        f"{name}\n{server}": results[name][server]["latencies_ms"]
+        for name in WORKLOADS
+        if name in results
+        for server in ("wrapserve", "vllm")
+    }
+    if series:
+        figure, axis = plt.subplots(figsize=(8, 4))
+        axis.boxplot(list(series.values()), tick_labels=list(series.keys()), showfliers=True)
+        axis.set(ylabel="latency ms", yscale="log", title="latency distribution per workload")
+        figure.tight_layout()
+        figure.savefig(out / "latency_distributions.png", dpi=100)
+        plt.close(figure)
+        written.append("latency_distributions.png")
+    return written
+
+
+def write(results: dict[str, Any], out: Path) -> None:
+    """``latest.json`` with the headline keys at the top level, ``latest.md``, and the plots."""
+    out.mkdir(parents=True, exist_ok=True)
+    flat = headline(results)
+    results = {
+        **results,
+        "structured_overhead_ratio": flat["structured_overhead_ratio"],
+        "first_call_ratio": flat["first_call_ratio"],
+        "compile_p99_ms": flat["compile_p99_ms"],
+        "compile_coverage": flat["compile_coverage"],
+    }
+    results["plots"] = _plots(results, out)
+    (out / "latest.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "latest.md").write_text(markdown(results))

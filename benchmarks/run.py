@@ -1,0 +1,210 @@
+"""``python -m benchmarks.run``: the CPU-mode benchmark (``make bench``), one run, side by side.
+
+Starts Wrapserve, measures its first calls, starts vLLM's own OpenAI server (same virtualenv,
+model folder, engine options and grammar backend), then runs every pair of measurements
+alternating between the two, stops both, times grammar compilation over maskbench, and
+writes ``results/latest.json``, ``results/latest.md`` and PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks import compile_bench, report
+from benchmarks.clients import VllmClient, WrapserveClient
+from benchmarks.scenarios import Scenarios, Sizes, first_call_ms
+from benchmarks.servers import ServerConfig, Servers
+from benchmarks.workloads import Task, build_workload, extract_tasks
+from wrappers.catalogue.classify import Sentiment
+
+__all__ = ["main"]
+
+ISSUE_SCALE = {"classify": 500, "extract": 200, "report": 100}
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "full": {
+        "classify": 300,
+        "extract": 100,
+        "report": 40,
+        "compile": 300,
+        "sweep": "1,8,32,64",
+        "steady": 10,
+    },
+    "quick": {"classify": 120, "extract": 40, "report": 12, "compile": 80, "sweep": "1,16,64", "steady": 6},
+}
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller workloads (~3-5 minutes on 2 CPU cores)"
+    )
+    parser.add_argument("--workloads", default="classify,extract,report", help="comma-separated subset")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="results folder")
+    parser.add_argument("--classify", type=int, help="classification calls (issue: 500)")
+    parser.add_argument("--extract", type=int, help="entity extractions (issue: 200)")
+    parser.add_argument("--report", type=int, help="short reports (issue: 100)")
+    parser.add_argument("--concurrency", type=int, default=64, help="calls in flight per workload")
+    parser.add_argument("--sweep", help="concurrency levels for the throughput plot, e.g. 1,8,32,64")
+    parser.add_argument("--compile-schemas", type=int, help="maskbench schemas per grammar backend")
+    parser.add_argument("--compile-timeout", type=float, default=5.0, help="seconds per schema")
+    parser.add_argument("--skip-compile", action="store_true", help="no grammar compile benchmark")
+    parser.add_argument("--skip-servers", action="store_true", help="only the grammar compile benchmark")
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="model folder under --weights-dir")
+    parser.add_argument("--weights-dir", type=Path, default=ServerConfig.weights_dir)
+    parser.add_argument("--backend", default="outlines", help="structured-output backend of both servers")
+    parser.add_argument(
+        "--memory-fraction", type=float, default=0.15, help="gpu_memory_utilization per server"
+    )
+    parser.add_argument(
+        "--kv-cache-gib", type=float, default=1.0, help="KV cache per server; 0: from --memory-fraction"
+    )
+    parser.add_argument("--no-eager", action="store_true", help="let vLLM compile (slow start on CPU)")
+    parser.add_argument("--load-format", default="auto", help="'dummy' for random weights from config.json")
+    parser.add_argument("--maskbench", type=Path, default=compile_bench.MASKBENCH)
+    return parser.parse_args(argv)
+
+
+async def _first_calls(ws: WrapserveClient) -> dict[str, float]:
+    """The first call of each kind right after /health says ready (grammars precompiled)."""
+    sentiment = Task(Sentiment, {"text": "The first call after start-up: I really like this server."})
+    entities = extract_tasks(1, seed=99)[0]
+    return {
+        "sentiment": await first_call_ms(lambda: ws.invoke(sentiment)),
+        "entities": await first_call_ms(lambda: ws.invoke(entities)),
+    }
+
+
+async def _measure(
+    ws_url: str, vllm_url: str, model: str, sizes: Sizes, names: list[str], first_ws: dict[str, float]
+) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as http:
+        ws, vllm = WrapserveClient(http, ws_url), VllmClient(http, vllm_url, model)
+        sentiment = Task(Sentiment, {"text": "The first call after start-up: I really like this server."})
+        first_vllm = await first_call_ms(lambda: vllm.chat(sentiment))
+        scenarios = Scenarios(ws, vllm, sizes)
+        out: dict[str, Any] = {"first_call": await scenarios.steady_state(first_ws, first_vllm)}
+        counts = {"classify": sizes.classify, "extract": sizes.extract, "report": sizes.report}
+        workloads = {name: build_workload(name, counts[name]) for name in names}
+        for name, workload in workloads.items():
+            print(f"[bench] {name}: {len(workload.tasks)} calls per server", flush=True)
+            await scenarios.warm(workload)
+            out[name] = await scenarios.compare(workload)
+        speedups: dict[str, Any] = {}
+        if "classify" in workloads:
+            print("[bench] speed-ups on/off: classify decode modes, batch, prompt layout", flush=True)
+            speedups["choice_scoring"] = await scenarios.decode_modes(
+                workloads["classify"], ("score", "generate", "plain")
+            )
+            speedups["batch_endpoint"] = await scenarios.batch_vs_single(workloads["classify"])
+            speedups["prefix_cache_layout"] = await scenarios.prefix_layout(workloads["classify"])
+        if "extract" in workloads:
+            print("[bench] speed-ups on/off: forced prefix, compact JSON; structured overhead", flush=True)
+            speedups["forced_prefix"] = await scenarios.decode_modes(
+                workloads["extract"], ("generate", "plain")
+            )
+            speedups["compact_json"] = await scenarios.compact_json(workloads["extract"])
+            out["structured_overhead"] = await scenarios.structured_overhead(workloads["extract"])
+        out["speedups"] = speedups
+        if "classify" in workloads and sizes.sweep:
+            print("[bench] throughput vs concurrency", flush=True)
+            out["sweep"] = await scenarios.sweep(workloads["classify"])
+        return out
+
+
+def _sizes(args: argparse.Namespace) -> Sizes:
+    mode = DEFAULTS["quick" if args.quick else "full"]
+    return Sizes(
+        classify=args.classify or int(mode["classify"]),
+        extract=args.extract or int(mode["extract"]),
+        report=args.report or int(mode["report"]),
+        concurrency=args.concurrency,
+        sweep=tuple(int(c) for c in str(args.sweep or mode["sweep"]).split(",") if c),
+        steady_calls=int(mode["steady"]),
+        variant_share=0.5 if args.quick else 0.4,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    sizes = _sizes(args)
+    names = [name.strip() for name in args.workloads.split(",") if name.strip()]
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "meta": {
+            "mode": "cpu-quick" if args.quick else "cpu",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.run", *(argv or sys.argv[1:])]),
+            "model": args.model,
+            "backend": args.backend,
+            "host": {"platform": platform.platform(), "python": platform.python_version()},
+            "sizes": {**sizes.__dict__, "sweep": list(sizes.sweep)},
+            "issue_scale": ISSUE_SCALE,
+            "order": "each pair runs on one server at a time (Wrapserve first, then vLLM); the other idles",
+        }
+    }
+    config = ServerConfig(
+        model_id=args.model,
+        weights_dir=args.weights_dir,
+        memory_fraction=args.memory_fraction,
+        enforce_eager=not args.no_eager,
+        backend=args.backend,
+        load_format=args.load_format,
+        kv_cache_gib=args.kv_cache_gib or None,
+    )
+    if not args.skip_servers:
+        work = Path(tempfile.mkdtemp(prefix="wrapserve-bench-"))
+        print(f"[bench] server logs in {work} (removed after a successful run)", flush=True)
+        with Servers(config, work) as servers:
+            print("[bench] starting Wrapserve", flush=True)
+            ws_server = servers.start_wrapserve()
+
+            async def firsts() -> dict[str, float]:
+                async with httpx.AsyncClient(timeout=600) as http:
+                    return await _first_calls(WrapserveClient(http, ws_server.base_url))
+
+            first_ws = asyncio.run(firsts())
+            print("[bench] starting vLLM's OpenAI server", flush=True)
+            vllm_server = servers.start_vllm()
+            results["startup"] = {
+                "wrapserve_s": round(ws_server.startup_s, 2),
+                "vllm_s": round(vllm_server.startup_s, 2),
+                "ratio": round(ws_server.startup_s / vllm_server.startup_s, 3),
+                "note": "launch to /health 200; Wrapserve's includes compiling and warming every static grammar",
+            }
+            results.update(
+                asyncio.run(
+                    _measure(ws_server.base_url, vllm_server.base_url, args.model, sizes, names, first_ws)
+                )
+            )
+        shutil.rmtree(work, ignore_errors=True)
+    if not args.skip_compile:
+        count = args.compile_schemas or int(DEFAULTS["quick" if args.quick else "full"]["compile"])
+        print(f"[bench] grammar compile times over {count} maskbench schemas", flush=True)
+        results["compile"] = compile_bench.run(
+            args.maskbench,
+            count,
+            args.compile_timeout,
+            config.model_dir,
+            ("outlines", "xgrammar", "guidance"),
+        )
+    results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
+    report.write(results, args.out)
+    print(json.dumps(report.headline(results), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

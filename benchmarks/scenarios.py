@@ -1,0 +1,235 @@
+"""The measurements of one run, each a pair taken side by side on a running server.
+
+``Scenarios`` holds the two clients and the run's sizes; each method measures one thing
+and returns plain dicts for ``report.py``. Servers are driven one at a time (the other
+idles), alternating within each pair, so on a 2-core box they do not compete for CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from benchmarks.clients import CallResult, VllmClient, WrapserveClient, run_bounded, summarize
+from benchmarks.workloads import Task, Workload, sentiment_items
+from server.grammar import GrammarLimits, prepare_schema
+
+__all__ = ["Scenarios", "Sizes", "first_call_ms", "ratio"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much of each thing to run (scaled down from the issue's 500/200/100 on CPU)."""
+
+    classify: int
+    extract: int
+    report: int
+    concurrency: int
+    sweep: tuple[int, ...]
+    steady_calls: int
+    variant_share: float  # share of a workload rerun for on/off comparisons
+
+
+def ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
+
+
+async def first_call_ms(call: Any) -> float:
+    started = time.perf_counter()
+    result: CallResult = await call()
+    if not result.ok:
+        raise RuntimeError(f"first call failed: {result.error}")
+    return (time.perf_counter() - started) * 1000
+
+
+def _regex(schema: dict[str, Any], whitespace: str | None) -> str:
+    """The schema as outlines compiles it: compact (Wrapserve) or outlines' default whitespace."""
+    from outlines.types import JsonSchema
+    from outlines.types.dsl import to_regex
+
+    prepared = prepare_schema(schema, GrammarLimits())
+    return str(to_regex(JsonSchema(prepared, whitespace_pattern=whitespace)))
+
+
+class Scenarios:
+    def __init__(self, wrapserve: WrapserveClient, vllm: VllmClient, sizes: Sizes) -> None:
+        self.ws = wrapserve
+        self.vllm = vllm
+        self.sizes = sizes
+
+    async def _ws(self, tasks: tuple[Task, ...], concurrency: int, **options: Any) -> dict[str, Any]:
+        stats = await run_bounded([partial(self.ws.invoke, t, options or None) for t in tasks], concurrency)
+        return summarize(stats)
+
+    async def _vllm(self, tasks: tuple[Task, ...], concurrency: int, **kwargs: Any) -> dict[str, Any]:
+        stats = await run_bounded([partial(self.vllm.chat, t, **kwargs) for t in tasks], concurrency)
+        return summarize(stats)
+
+    async def warm(self, workload: Workload) -> None:
+        """One call per distinct schema on both servers, so per-call grammars are built."""
+        warm = _one_per_schema(workload.tasks)
+        await self._ws(warm, 8)
+        await self._vllm(warm, 8)
+
+    async def compare(self, workload: Workload) -> dict[str, Any]:
+        """The workload on Wrapserve (defaults) then on vLLM's server with response_format."""
+        c = self.sizes.concurrency
+        wrapserve = await self._ws(workload.tasks, c)
+        vllm = await self._vllm(workload.tasks, c)
+        return {
+            "wrapserve": wrapserve,
+            "vllm": vllm,
+            "ratio_vs_vllm": ratio(wrapserve["calls_per_s"], vllm["calls_per_s"]),
+            "validity_delta": round(wrapserve["valid_share"] - vllm["valid_share"], 4),
+        }
+
+    def _subset(self, workload: Workload) -> tuple[Task, ...]:
+        count = max(8, int(len(workload.tasks) * self.sizes.variant_share))
+        return workload.tasks[:count]
+
+    async def decode_modes(self, workload: Workload, modes: tuple[str, ...]) -> dict[str, Any]:
+        """The same calls on Wrapserve in each decoding mode (speed-ups on/off), alternating."""
+        tasks = self._subset(workload)
+        for mode in modes:  # each mode's grammars (e.g. the regex after a forced prefix) built first
+            await self._ws(_one_per_schema(tasks), 8, decode=mode)
+        runs = {mode: await self._ws(tasks, self.sizes.concurrency, decode=mode) for mode in modes}
+        base = runs[modes[-1]]["calls_per_s"]
+        return {
+            "runs": runs,
+            "ratios_vs_" + modes[-1]: {m: ratio(r["calls_per_s"], base) for m, r in runs.items()},
+        }
+
+    async def batch_vs_single(self, workload: Workload) -> dict[str, Any]:
+        """/batch (every item submitted to the engine at once) vs one call at a time."""
+        tasks = self._subset(workload)[: max(8, self.sizes.concurrency)]
+        started = time.perf_counter()
+        results = await self.ws.batch(tasks)
+        wall = time.perf_counter() - started
+        batch = {
+            "calls": len(tasks),
+            "wall_s": round(wall, 3),
+            "calls_per_s": round(len(tasks) / wall, 3),
+            "valid_share": round(sum(r.valid for r in results) / len(results), 4),
+        }
+        single = await self._ws(tasks, 1)
+        return {
+            "batch": batch,
+            "sequential": single,
+            "ratio": ratio(batch["calls_per_s"], single["calls_per_s"]),
+        }
+
+    async def _warm_regexes(self, tasks: tuple[Task, ...], regexes: dict[str, str]) -> None:
+        """vLLM builds a grammar index on a regex's first use: do that before timing."""
+        for task in _one_per_schema(tasks):
+            await self.vllm.chat(task, structured="regex", regex=regexes[repr(task.schema())], max_tokens=1)
+
+    async def structured_overhead(self, workload: Workload) -> dict[str, Any]:
+        """Same prompts on the same engine: unconstrained vs Wrapserve's compact grammar vs
+        vLLM's own JSON-schema grammar; decode throughput (output tokens/s) and its ratio."""
+        tasks = self._subset(workload)
+        c = self.sizes.concurrency
+        compact = {repr(t.schema()): _regex(t.schema(), "") for t in tasks}
+        await self._warm_regexes(tasks, compact)
+        free = await self._vllm(tasks, c, structured="none")
+        grammar = await run_bounded(
+            [partial(self.vllm.chat, t, structured="regex", regex=compact[repr(t.schema())]) for t in tasks],
+            c,
+        )
+        structured = summarize(grammar)
+        schema = await self._vllm(tasks, c, structured="json_schema")
+        return {
+            "unconstrained": free,
+            "structured_compact": structured,
+            "structured_vllm_json_schema": schema,
+            "ratio": ratio(structured["output_tokens_per_s"], free["output_tokens_per_s"]),
+            "ratio_vllm_json_schema": ratio(schema["output_tokens_per_s"], free["output_tokens_per_s"]),
+        }
+
+    async def compact_json(self, workload: Workload) -> dict[str, Any]:
+        """Compact grammar (no free whitespace) vs outlines' default whitespace, same engine."""
+        tasks = self._subset(workload)
+        c = self.sizes.concurrency
+        runs = {}
+        for name, whitespace in (("compact", ""), ("free_whitespace", None)):
+            regexes = {repr(t.schema()): _regex(t.schema(), whitespace) for t in tasks}
+            await self._warm_regexes(tasks, regexes)
+            stats = await run_bounded(
+                [
+                    partial(self.vllm.chat, t, structured="regex", regex=regexes[repr(t.schema())])
+                    for t in tasks
+                ],
+                c,
+            )
+            runs[name] = summarize(stats)
+        return {
+            "runs": runs,
+            "ratio": ratio(runs["compact"]["calls_per_s"], runs["free_whitespace"]["calls_per_s"]),
+            "output_tokens_ratio": ratio(
+                runs["compact"]["output_tokens_per_call"], runs["free_whitespace"]["output_tokens_per_call"]
+            ),
+        }
+
+    async def prefix_layout(self, workload: Workload) -> dict[str, Any]:
+        """Static-first prompts (Wrapserve's layout) vs the same words with the text first."""
+        tasks = self._subset(workload)
+        c = self.sizes.concurrency
+        runs = {
+            layout: await self._vllm(tasks, c, layout=layout) for layout in ("static-first", "dynamic-first")
+        }
+        return {
+            "runs": runs,
+            "ratio": ratio(runs["static-first"]["calls_per_s"], runs["dynamic-first"]["calls_per_s"]),
+        }
+
+    async def sweep(self, workload: Workload) -> dict[str, Any]:
+        """Throughput vs concurrency on both servers."""
+        points: dict[str, list[dict[str, Any]]] = {"wrapserve": [], "vllm": []}
+        for concurrency in self.sizes.sweep:
+            tasks = workload.tasks[: min(len(workload.tasks), max(12, 4 * concurrency))]
+            ws = await self._ws(tasks, concurrency)
+            vl = await self._vllm(tasks, concurrency)
+            for name, run in (("wrapserve", ws), ("vllm", vl)):
+                points[name].append(
+                    {"concurrency": concurrency, "calls_per_s": run["calls_per_s"], "p50_ms": run["p50_ms"]}
+                )
+        return points
+
+    async def steady_state(self, first_ws: dict[str, float], first_vllm: float) -> dict[str, Any]:
+        """First call after start (already measured) vs the median of later sequential calls."""
+        n = self.sizes.steady_calls
+        sentiment = sentiment_items(n)
+        out: dict[str, Any] = {}
+        for name, first in first_ws.items():
+            tasks = sentiment if name == "sentiment" else _entities(n)
+            run = await self._ws(tasks, 1)
+            steady = statistics.median(run["latencies_ms"])
+            out[name] = {"first_ms": round(first, 1), "steady_p50_ms": steady, "ratio": ratio(first, steady)}
+        run = await self._vllm(sentiment, 1)
+        steady = statistics.median(run["latencies_ms"])
+        out["vllm_sentiment"] = {
+            "first_ms": round(first_vllm, 1),
+            "steady_p50_ms": steady,
+            "ratio": ratio(first_vllm, steady),
+        }
+        return out
+
+
+def _one_per_schema(tasks: tuple[Task, ...]) -> tuple[Task, ...]:
+    seen: dict[str, Task] = {}
+    for task in tasks:
+        seen.setdefault(repr(task.schema()), task)
+    return tuple(seen.values())
+
+
+def _entities(count: int) -> tuple[Task, ...]:
+    from benchmarks.workloads import extract_tasks
+
+    return extract_tasks(count, seed=11)
+
+
+def run_sync(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
