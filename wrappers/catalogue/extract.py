@@ -13,7 +13,7 @@ from wrappers.catalogue.text import Phrase
 __all__ = ["Contact", "Entities", "Extract", "Invoice", "Keywords"]
 
 # Generated strings are bounded in words, not maxLength (see wrappers/catalogue/text.py).
-Name = Phrase(4)
+Name = Phrase(3)
 
 
 class Extract(Wrapper):
@@ -98,7 +98,7 @@ class Entities(Wrapper):
         text: str = Field(min_length=1, max_length=10_000)
 
     class Output(BaseModel):
-        entities: list[Entity] = Field(max_length=5)
+        entities: list[Entity] = Field(description="At most about ten, each once.")
 
     instructions = (
         "You list the named entities in a text, in order of appearance, each once. text: the words as written. "
@@ -195,14 +195,14 @@ class Invoice(Wrapper):
 class Keywords(Wrapper):
     name = "keywords"
     version = "1.0.0"
-    description = "Up to 8 short keywords or tags that describe a text."
+    description = "Up to 5 short keywords or tags that describe a text."
     task = "extract"
 
     class Input(BaseModel):
         text: str = Field(min_length=1, max_length=20_000)
 
     class Output(BaseModel):
-        keywords: list[Phrase(3, word="[a-z0-9]+")] = Field(min_length=1, max_length=8)
+        keywords: list[Phrase(3, word="[a-z0-9]+")] = Field(min_length=1, max_length=5)
 
     instructions = (
         "You tag a text with short keywords (one to three words each, lowercase), most important first, "

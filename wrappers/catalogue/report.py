@@ -23,10 +23,10 @@ class Report(Wrapper):
         audience: str = Field(default="", max_length=200, description="Who the report is for.")
 
     class Output(BaseModel):
-        title: Phrase(8, "a few words")
-        key_points: list[Point] = Field(min_length=1, max_length=4)
-        risks: list[Point] = Field(max_length=3)
-        actions: list[Point] = Field(max_length=3)
+        title: Phrase(5, "a few words")
+        key_points: list[Point] = Field(min_length=1)
+        risks: list[Point]
+        actions: list[Point]
 
     instructions = (
         "You write a short structured report of a text. title: a few words. key_points: the main facts, one "
