@@ -224,5 +224,9 @@ class WrapperService:
                     )
                 )
             )
-        await asyncio.gather(*requests)
+        for outcome in await asyncio.gather(*requests, return_exceptions=True):
+            if isinstance(outcome, WrapserveError):  # e.g. an index slow to build on a busy machine
+                log.warning("grammar warm-up: %s (it is built on first use instead)", outcome.message)
+            elif isinstance(outcome, BaseException):
+                raise outcome
         return time.perf_counter() - started
