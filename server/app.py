@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from models.manifest import ModelManifest
 from server.errors import install_error_handlers
 from server.grammar import GrammarCompiler
+from server.guards import install_guards
 from server.routes import health, models, wrappers
 from server.settings import Settings
 from server.state import EngineFactory, ServerState
@@ -79,6 +80,8 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
         try:
             yield
         finally:
+            # In-flight HTTP requests have been answered by now (uvicorn drains first).
+            state.phase = "draining" if state.phase == "ready" else state.phase
             state.phase = "stopped" if state.phase != "failed" else "failed"
             starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -94,6 +97,7 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
     )
     app.state.wrapserve = state
     install_error_handlers(app)
+    install_guards(app, state)  # auth, body bound, disconnects, metrics, request ids
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(wrappers.router)

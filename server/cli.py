@@ -117,6 +117,17 @@ def serve(
     def stop() -> None:
         server.should_exit = True
 
+    stop_on_signal = server.handle_exit
+
+    def drain_on_signal(sig: int, frame: Any) -> None:
+        # SIGTERM/SIGINT: /health says 503 and batch jobs stop taking lines, while uvicorn
+        # stops accepting and waits for in-flight requests (timeout_graceful_shutdown).
+        if state.phase == "ready":
+            state.phase = "draining"
+        stop_on_signal(sig, frame)
+
+    server.handle_exit = drain_on_signal  # type: ignore[method-assign]
+
     state.on_fatal = stop
     logging.getLogger("wrapserve").info(
         "listening on http://%s:%d (model %s, engine starting)", settings.host, sock.getsockname()[1], manifest.id

@@ -74,7 +74,7 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     request_id = getattr(request.state, "request_id", "-")
-    log.exception("unhandled error in request %s", request_id)
+    log.error("unhandled error in request %s", request_id, exc_info=exc)
     return JSONResponse(
         error_body(f"internal error (request id {request_id})", "server_error", "internal_error"),
         status_code=500,

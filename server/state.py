@@ -13,6 +13,7 @@ from typing import Literal
 from fastapi import Request
 
 from models.manifest import ModelManifest
+from server.admission import Admission
 from server.decoding import DecodeSettings
 from server.generation import Engine
 from server.grammar import GrammarCompiler
@@ -39,19 +40,23 @@ class ServerState:
     failure: str | None = None
     on_fatal: Callable[[], None] = field(default=lambda: None)
     wrappers: WrapperService = field(init=False)
+    admission: Admission = field(init=False)
 
     def __post_init__(self) -> None:
+        self.admission = Admission(self.settings.limits)
         self.wrappers = WrapperService(
             self.registry,
             self.grammars,
             self.require_engine,
             self.settings.limits,
             DecodeSettings(self.settings.forced_prefix, self.settings.choice_scoring),
+            admission=self.admission,
         )
 
     def require_engine(self) -> Engine:
         """The engine, or a 503 that says why it cannot take work right now."""
-        if self.phase == "ready" and self.engine is not None:
+        # Draining: requests already in flight finish; the socket takes no new ones.
+        if self.phase in ("ready", "draining") and self.engine is not None:
             return self.engine
         reasons = {
             "starting": "the server is starting; retry shortly",

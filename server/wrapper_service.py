@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from server.admission import Admission
 from server.decoding import DecodeMode, Decoder, DecodeSettings
 from server.generation import ChatMessage, Engine, GenerationRequest, Sampling
 from server.grammar import CompiledGrammar, GrammarCompiler
@@ -89,12 +90,14 @@ class WrapperService:
         engine: Callable[[], Engine],
         limits: Limits,
         decoding: DecodeSettings | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.registry = registry
         self.grammars = grammars
         self._engine = engine
         self._limits = limits
         self.decoder = Decoder(decoding)
+        self._admission = admission or Admission(limits)
 
     # -- one call ------------------------------------------------------------------------
 
@@ -184,9 +187,11 @@ class WrapperService:
             raise BadRequest(
                 f"{len(inputs)} inputs; a batch holds at most {self._limits.max_batch_items}", param="inputs"
             )
-        results = await asyncio.gather(
-            *(self.invoke(wrapper, item, options) for item in inputs), return_exceptions=True
-        )
+        estimate = len(inputs) * self._sampling(wrapper, options).max_tokens
+        async with self._admission.admit_group(estimate, len(inputs)):  # the batch queues as one
+            results = await asyncio.gather(
+                *(self.invoke(wrapper, item, options) for item in inputs), return_exceptions=True
+            )
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, WrapserveError):
                 raise result

@@ -20,6 +20,8 @@ async def health(state: Annotated[ServerState, Depends(get_state)]) -> JSONRespo
     body: dict[str, object] = {"status": state.phase, "model": state.manifest.id}
     try:
         engine = state.require_engine()
+        if state.phase != "ready":  # draining: in-flight work finishes, but not ready for more
+            raise EngineUnavailable("the server is shutting down")
         await engine.check_health()
     except EngineUnavailable as error:
         body["detail"] = error.message

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.auth import check_wrapper_allowed
 from server.state import ServerState, get_state
 from server.wrapper_service import Invocation, InvokeOptions, WrapperService
 from wrappers.base import Wrapper
@@ -74,15 +75,17 @@ async def get_wrapper(name: str, service: Service, version: str | None = None) -
 
 
 @router.post("/{name}/invoke")
-async def invoke(name: str, body: InvokeRequest, service: Service) -> dict[str, Any]:
+async def invoke(name: str, body: InvokeRequest, service: Service, request: Request) -> dict[str, Any]:
     wrapper = service.registry.resolve(name, body.version)
+    check_wrapper_allowed(request, wrapper.name)
     invocation = await service.invoke(wrapper, body.input, body.options)
     return invocation.as_json()
 
 
 @router.post("/{name}/batch")
-async def batch(name: str, body: BatchRequest, service: Service) -> dict[str, Any]:
+async def batch(name: str, body: BatchRequest, service: Service, request: Request) -> dict[str, Any]:
     wrapper = service.registry.resolve(name, body.version)
+    check_wrapper_allowed(request, wrapper.name)
     results = await service.invoke_many(wrapper, body.inputs, body.options)
     items: list[dict[str, Any]] = []
     for index, result in enumerate(results):

@@ -1,0 +1,85 @@
+"""The grammar compiler's vetting of hostile patterns and schemas (no engine needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from server.grammar import GrammarCompiler, GrammarLimits, SchemaRejected
+
+
+@pytest.fixture(scope="module")
+async def compiler() -> AsyncIterator[GrammarCompiler]:
+    compiler = GrammarCompiler(GrammarLimits(compile_timeout_s=5, max_grammar_states=5_000))
+    await asyncio.to_thread(compiler.warm_up)
+    yield compiler
+    compiler.shutdown()
+
+
+def _with_pattern(pattern: str) -> dict[str, object]:
+    return {"type": "object", "properties": {"x": {"type": "string", "pattern": pattern}}, "required": ["x"]}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("(a+)+b", "nested quantifiers"),
+        ("(a{1,9})*", "nested quantifiers"),
+        ("^(x|y+)+$", "nested quantifiers"),
+        ("(a)\\1", "cannot be compiled"),
+        ("(?=a)b", "cannot be compiled"),
+        ("([a-z", "regex|regular expression"),
+        ("[a-z]{1,50000}", "states"),
+    ],
+)
+async def test_hostile_patterns_are_rejected(compiler: GrammarCompiler, pattern: str, reason: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(SchemaRejected, match=reason):
+        await compiler.compile(_with_pattern(pattern))
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("pattern", ["^[a-z]+$", "^(\\d{3}-)+\\d{4}$", "^[A-Z]{2}[0-9]{6}$"])
+async def test_ordinary_patterns_compile(compiler: GrammarCompiler, pattern: str) -> None:
+    grammar = await compiler.compile(_with_pattern(pattern))
+    assert pattern.strip("^$")[:4] in grammar.regex
+
+
+async def test_a_slow_build_is_cut_at_the_budget_and_others_are_unharmed(compiler: GrammarCompiler) -> None:
+    """A long bounded repetition is exponential to build; it is stopped at the budget,
+    and a benign compile running beside it (in the same pool) still succeeds."""
+    slow = {"type": "string", "maxLength": 40}
+    benign = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    started = time.monotonic()
+    results = await asyncio.gather(compiler.compile(slow), compiler.compile(benign), return_exceptions=True)
+    assert isinstance(results[0], SchemaRejected)
+    assert "longer than" in results[0].message
+    assert not isinstance(results[1], BaseException), results[1]
+    assert time.monotonic() - started < 60
+    assert (await compiler.compile({"enum": ["after"]})).regex
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"x": "string"}},
+        {"type": "strnig"},
+        {"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"},
+        {"enum": ["a" * 100_000]},
+    ],
+    ids=["property-is-a-string", "unknown-type", "ref-loop", "huge-enum"],
+)
+async def test_invalid_schemas_are_rejected(compiler: GrammarCompiler, schema: dict[str, object]) -> None:
+    with pytest.raises(SchemaRejected):
+        await compiler.compile(schema)
+
+
+async def test_deep_nesting_is_rejected_before_anything_recurses(compiler: GrammarCompiler) -> None:
+    schema: dict[str, object] = {"type": "string"}
+    for _ in range(5_000):
+        schema = {"type": "array", "items": schema}
+    with pytest.raises(SchemaRejected, match="nested deeper"):
+        await compiler.compile(schema)
