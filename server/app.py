@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from models.manifest import ModelManifest
+from server.batches.jobs import BatchJobs
+from server.batches.store import BatchStore
 from server.errors import install_error_handlers
 from server.grammar import GrammarCompiler
 from server.guards import install_guards
-from server.routes import health, models, wrappers
+from server.routes import batches, files, health, models, wrappers
 from server.settings import Settings
 from server.state import EngineFactory, ServerState
 from wrappers.catalogue import BUILTINS
@@ -73,15 +75,18 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
         registry=registry,
         grammars=GrammarCompiler(),
     )
+    jobs = BatchJobs(BatchStore(settings.state_db), settings.limits, lambda name: name in registry.names())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         starting = asyncio.create_task(_start_engine(state), name="engine-start")
+        jobs.start(app, lambda: state.phase)  # resumes unfinished batch jobs once the engine is ready
         try:
             yield
         finally:
             # In-flight HTTP requests have been answered by now (uvicorn drains first).
             state.phase = "draining" if state.phase == "ready" else state.phase
+            await jobs.stop()
             state.phase = "stopped" if state.phase != "failed" else "failed"
             starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -96,9 +101,12 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
         lifespan=lifespan,
     )
     app.state.wrapserve = state
+    app.state.batches = jobs
     install_error_handlers(app)
     install_guards(app, state)  # auth, body bound, disconnects, metrics, request ids
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(wrappers.router)
+    app.include_router(files.router)
+    app.include_router(batches.router)
     return app

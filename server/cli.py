@@ -15,6 +15,7 @@ from rich.table import Table
 
 from models.manifest import ModelRegistry
 from models.resolve import is_present, model_location, resolve_weights
+from server.cli_batch import register as register_batch_commands
 from server.cli_wrappers import register as register_wrapper_commands
 from server.settings import Settings
 from wrappers.errors import ConfigurationError, WrapserveError
@@ -25,6 +26,7 @@ app = typer.Typer(help="Wrapserve: typed, versioned AI task functions on local m
 models_app = typer.Typer(help="Model manifests and local weights.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 register_wrapper_commands(app)  # wrappers list, call, eval
+register_batch_commands(app)  # batch run
 
 err = Console(stderr=True)
 

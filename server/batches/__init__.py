@@ -1,0 +1,1 @@
+"""Batch jobs: OpenAI's files and batches APIs over a durable SQLite store, and offline runs."""

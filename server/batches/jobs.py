@@ -1,0 +1,148 @@
+"""Batch jobs as the routes see them: upload, create, cancel, and the runner's lifecycle.
+
+One ``BatchJobs`` per app (``app.state.batches``), built by ``create_app`` from the
+settings; it owns the store and the background runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
+
+from server.batches.dispatch import Dispatcher
+from server.batches.jsonl import BatchInputInvalid, is_allowed_url, parse_batch_file
+from server.batches.runner import BatchRunner
+from server.batches.store import BatchRecord, BatchStore, FileRecord
+from server.limits import Limits
+from wrappers.errors import BadRequest, NotFound
+
+__all__ = ["BatchJobs", "FileTooLarge", "get_batches"]
+
+COMPLETION_WINDOWS = ("24h",)
+
+
+class FileTooLarge(BadRequest):
+    status = 413
+    code = "file_too_large"
+
+
+class BatchJobs:
+    """The store of files and batches, and the task that runs them."""
+
+    def __init__(self, store: BatchStore, limits: Limits, known_wrapper: Callable[[str], bool]) -> None:
+        self.store = store
+        self.limits = limits
+        self._known_wrapper = known_wrapper
+        self.run_jobs = True  # False in `wrapserve batch run`: that process runs only its own file
+        self._runner: BatchRunner | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self, app: FastAPI, phase: Callable[[], str]) -> None:
+        """Start the runner; it waits for the engine before running anything."""
+        if not self.run_jobs:
+            return
+        self._dispatcher = Dispatcher(app)
+        self._runner = BatchRunner(
+            self.store,
+            self._dispatcher,
+            in_flight=self.limits.max_batch_in_flight,
+            phase=phase,
+            known_wrapper=self._known_wrapper,
+        )
+        self._task = asyncio.create_task(self._runner.run(), name="batch-runner")
+
+    async def stop(self) -> None:
+        """Stop the runner. Nothing to save: every finished request is already committed."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._dispatcher is not None:
+            await self._dispatcher.aclose()
+            self._dispatcher = None
+        self.store.close()
+
+    # -- requests ------------------------------------------------------------------------
+
+    def check_upload_size(self, declared_bytes: int | None) -> None:
+        if declared_bytes is not None and declared_bytes > self.limits.max_batch_file_bytes + 64 * 1024:
+            raise FileTooLarge(
+                f"the upload is larger than {self.limits.max_batch_file_bytes} bytes", param="file"
+            )
+
+    def upload(self, filename: str, purpose: str, content: bytes) -> FileRecord:
+        """Store a batch input file after checking every line; a bad file is rejected whole."""
+        if purpose != "batch":
+            raise BadRequest(f"purpose {purpose!r} is not supported; use 'batch'", param="purpose")
+        if len(content) > self.limits.max_batch_file_bytes:
+            raise FileTooLarge(
+                f"the file has {len(content)} bytes; the limit is {self.limits.max_batch_file_bytes}",
+                param="file",
+            )
+        parse_batch_file(content, max_lines=self.limits.max_batch_lines, known_wrapper=self._known_wrapper)
+        return self.store.create_file(filename or "upload.jsonl", purpose, content)
+
+    def create(
+        self,
+        input_file_id: str,
+        endpoint: str,
+        completion_window: str,
+        metadata: dict[str, str] | None,
+        owner_key: str | None = None,
+    ) -> BatchRecord:
+        """Check the input file against ``endpoint`` and queue the batch; ``owner_key`` is the
+        creator's API key digest, whose rights the batch's lines run with."""
+        if not is_allowed_url(endpoint):
+            raise BadRequest(
+                f"endpoint {endpoint!r} is not supported; use /v1/chat/completions, /v1/completions "
+                "or /v1/wrappers/{name}/invoke",
+                param="endpoint",
+            )
+        if completion_window not in COMPLETION_WINDOWS:
+            raise BadRequest(
+                f"completion_window must be one of {', '.join(COMPLETION_WINDOWS)}", param="completion_window"
+            )
+        try:
+            file = self.store.get_file(input_file_id)
+        except NotFound:
+            raise BadRequest(f"no file {input_file_id!r}", param="input_file_id") from None
+        if file.purpose != "batch":
+            raise BadRequest(
+                f"file {input_file_id} has purpose {file.purpose!r}, not 'batch'", param="input_file_id"
+            )
+        try:
+            lines = parse_batch_file(
+                self.store.file_content(input_file_id),
+                max_lines=self.limits.max_batch_lines,
+                endpoint=endpoint,
+                known_wrapper=self._known_wrapper,
+            )
+        except BatchInputInvalid as error:
+            raise BatchInputInvalid(
+                f"input file {input_file_id}: {error.message}", param=error.param, **error.details
+            ) from None
+        record = self.store.create_batch(
+            endpoint, input_file_id, completion_window, metadata, lines, owner_key
+        )
+        if self._runner is not None:
+            self._runner.wake()
+        return record
+
+    def cancel(self, batch_id: str) -> BatchRecord:
+        record = self.store.request_cancel(batch_id)
+        if self._runner is not None and record.status == "cancelling":
+            self._runner.cancel(batch_id)
+            record = self.store.get_batch(batch_id)
+        return record
+
+
+def get_batches(request: Request) -> BatchJobs:
+    jobs: BatchJobs = request.app.state.batches
+    return jobs

@@ -1,0 +1,426 @@
+"""Durable batch state: files, batches and one row per request, in one SQLite file (WAL).
+
+Every result is committed on its own the moment it arrives, and a request's row can be
+completed only once (``UPDATE ... WHERE state = 'pending'`` on a row keyed by
+``(batch_id, custom_id)``), so a server killed at any instant loses only requests that
+were still running; they stay pending and run again after a restart. Output files are
+built from the completed rows in line order, in the same transaction that completes
+the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from server.batches.jsonl import BatchLine, result_line
+from wrappers.errors import BadRequest, NotFound
+
+__all__ = [
+    "UNFINISHED",
+    "BatchCounts",
+    "BatchNotCancellable",
+    "BatchRecord",
+    "BatchStore",
+    "FileRecord",
+    "PendingItem",
+    "Status",
+]
+
+Status = Literal["validating", "failed", "in_progress", "finalizing", "completed", "cancelling", "cancelled"]
+UNFINISHED: tuple[Status, ...] = ("validating", "in_progress", "finalizing", "cancelling")
+_TIMESTAMPED = {"in_progress", "finalizing", "completed", "failed", "cancelling", "cancelled"}
+COMPLETION_WINDOW_S = 24 * 3600
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY,
+    filename TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    content BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    endpoint TEXT NOT NULL,
+    input_file_id TEXT NOT NULL,
+    completion_window TEXT NOT NULL,
+    status TEXT NOT NULL,
+    output_file_id TEXT,
+    error_file_id TEXT,
+    created_at INTEGER NOT NULL,
+    in_progress_at INTEGER,
+    finalizing_at INTEGER,
+    completed_at INTEGER,
+    failed_at INTEGER,
+    cancelling_at INTEGER,
+    cancelled_at INTEGER,
+    metadata TEXT,
+    errors TEXT,
+    owner_key TEXT  -- SHA-256 digest of the creator's API key; batch lines run with its rights
+);
+CREATE TABLE IF NOT EXISTS batch_items (
+    batch_id TEXT NOT NULL REFERENCES batches(id),
+    line_no INTEGER NOT NULL,
+    custom_id TEXT NOT NULL,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done')),
+    result_id TEXT,
+    request_id TEXT,
+    status_code INTEGER,
+    body TEXT,
+    PRIMARY KEY (batch_id, line_no),
+    UNIQUE (batch_id, custom_id)
+);
+CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items (batch_id, state);
+"""
+
+
+class BatchNotCancellable(BadRequest):
+    status = 409
+    code = "batch_not_cancellable"
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    id: str
+    filename: str
+    purpose: str
+    bytes: int
+    created_at: int
+
+    def as_openai(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "file",
+            "bytes": self.bytes,
+            "created_at": self.created_at,
+            "filename": self.filename,
+            "purpose": self.purpose,
+            "status": "processed",
+            "status_details": None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCounts:
+    total: int
+    completed: int
+    failed: int
+
+    @property
+    def done(self) -> int:
+        return self.completed + self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    row: dict[str, Any]
+    counts: BatchCounts
+
+    @property
+    def id(self) -> str:
+        return str(self.row["id"])
+
+    @property
+    def owner_key(self) -> str | None:
+        return self.row["owner_key"]
+
+    @property
+    def status(self) -> Status:
+        status: Status = self.row["status"]
+        return status
+
+    def as_openai(self) -> dict[str, Any]:
+        row = self.row
+        return {
+            "id": row["id"],
+            "object": "batch",
+            "endpoint": row["endpoint"],
+            "input_file_id": row["input_file_id"],
+            "completion_window": row["completion_window"],
+            "status": row["status"],
+            "output_file_id": row["output_file_id"],
+            "error_file_id": row["error_file_id"],
+            "created_at": row["created_at"],
+            "in_progress_at": row["in_progress_at"],
+            "expires_at": row["created_at"] + COMPLETION_WINDOW_S,
+            "finalizing_at": row["finalizing_at"],
+            "completed_at": row["completed_at"],
+            "failed_at": row["failed_at"],
+            "expired_at": None,
+            "cancelling_at": row["cancelling_at"],
+            "cancelled_at": row["cancelled_at"],
+            "request_counts": {
+                "total": self.counts.total,
+                "completed": self.counts.completed,
+                "failed": self.counts.failed,
+            },
+            "metadata": json.loads(row["metadata"]) if row["metadata"] else None,
+            "errors": json.loads(row["errors"]) if row["errors"] else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PendingItem:
+    line_no: int
+    custom_id: str
+    method: str
+    url: str
+    body: dict[str, Any]
+
+
+def _result_line(item: sqlite3.Row) -> bytes:
+    return result_line(
+        item["result_id"],
+        item["custom_id"],
+        item["status_code"],
+        item["request_id"],
+        json.loads(item["body"]),
+    )
+
+
+class BatchStore:
+    """Files, batches and per-request results in ``path`` (SQLite, WAL). Event-loop thread only."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- files ---------------------------------------------------------------------------
+
+    def _insert_file(self, db: sqlite3.Connection, filename: str, purpose: str, content: bytes) -> FileRecord:
+        record = FileRecord(f"file-{secrets.token_hex(12)}", filename, purpose, len(content), _now())
+        db.execute(
+            "INSERT INTO files (id, filename, purpose, bytes, created_at, content) VALUES (?, ?, ?, ?, ?, ?)",
+            (record.id, filename, purpose, record.bytes, record.created_at, content),
+        )
+        return record
+
+    def create_file(self, filename: str, purpose: str, content: bytes) -> FileRecord:
+        with self._transaction() as db:
+            return self._insert_file(db, filename, purpose, content)
+
+    def get_file(self, file_id: str) -> FileRecord:
+        row = self._db.execute(
+            "SELECT id, filename, purpose, bytes, created_at FROM files WHERE id = ?", (file_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no file {file_id!r}", param="file_id")
+        return FileRecord(**dict(row))
+
+    def list_files(self, purpose: str | None = None) -> list[FileRecord]:
+        rows = self._db.execute(
+            "SELECT id, filename, purpose, bytes, created_at FROM files "
+            "WHERE (? IS NULL OR purpose = ?) ORDER BY created_at, id",
+            (purpose, purpose),
+        ).fetchall()
+        return [FileRecord(**dict(row)) for row in rows]
+
+    def file_content(self, file_id: str) -> bytes:
+        row = self._db.execute("SELECT content FROM files WHERE id = ?", (file_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no file {file_id!r}", param="file_id")
+        return bytes(row["content"])
+
+    # -- batches -------------------------------------------------------------------------
+
+    def create_batch(
+        self,
+        endpoint: str,
+        input_file_id: str,
+        completion_window: str,
+        metadata: dict[str, str] | None,
+        lines: Sequence[BatchLine],
+        owner_key: str | None = None,
+    ) -> BatchRecord:
+        batch_id = f"batch_{secrets.token_hex(12)}"
+        with self._transaction() as db:
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches").fetchone()[0]
+            db.execute(
+                "INSERT INTO batches (id, seq, endpoint, input_file_id, completion_window, status, "
+                "created_at, metadata, owner_key) VALUES (?, ?, ?, ?, ?, 'validating', ?, ?, ?)",
+                (
+                    batch_id,
+                    seq,
+                    endpoint,
+                    input_file_id,
+                    completion_window,
+                    _now(),
+                    json.dumps(metadata) if metadata is not None else None,
+                    owner_key,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO batch_items (batch_id, line_no, custom_id, request) VALUES (?, ?, ?, ?)",
+                [(batch_id, line.line_no, line.custom_id, line.request_json()) for line in lines],
+            )
+        return self.get_batch(batch_id)
+
+    def _counts(self, batch_id: str) -> BatchCounts:
+        row = self._db.execute(
+            "SELECT COUNT(*), "
+            "COALESCE(SUM(state = 'done' AND status_code < 300), 0), "
+            "COALESCE(SUM(state = 'done' AND status_code >= 300), 0) "
+            "FROM batch_items WHERE batch_id = ?",
+            (batch_id,),
+        ).fetchone()
+        return BatchCounts(int(row[0]), int(row[1]), int(row[2]))
+
+    def get_batch(self, batch_id: str) -> BatchRecord:
+        row = self._db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no batch {batch_id!r}", param="batch_id")
+        return BatchRecord(dict(row), self._counts(batch_id))
+
+    def list_batches(self, after: str | None = None, limit: int = 20) -> tuple[list[BatchRecord], bool]:
+        """Newest first, OpenAI's cursor paging: the page after batch ``after``, and whether more remain."""
+        if after is not None:
+            cursor = self._db.execute("SELECT seq FROM batches WHERE id = ?", (after,)).fetchone()
+            if cursor is None:
+                raise NotFound(f"no batch {after!r}", param="after")
+            below = int(cursor["seq"])
+        else:
+            below = 2**62
+        rows = self._db.execute(
+            "SELECT id FROM batches WHERE seq < ? ORDER BY seq DESC LIMIT ?", (below, limit + 1)
+        ).fetchall()
+        return [self.get_batch(row["id"]) for row in rows[:limit]], len(rows) > limit
+
+    def unfinished_batch_ids(self) -> list[str]:
+        marks = ",".join("?" for _ in UNFINISHED)
+        rows = self._db.execute(
+            f"SELECT id FROM batches WHERE status IN ({marks}) ORDER BY seq", UNFINISHED
+        ).fetchall()
+        return [row["id"] for row in rows]
+
+    def set_status(self, batch_id: str, status: Status, errors: list[dict[str, Any]] | None = None) -> None:
+        stamp = f", {status}_at = :now" if status in _TIMESTAMPED else ""
+        with self._transaction() as db:
+            db.execute(
+                f"UPDATE batches SET status = :status{stamp}, errors = COALESCE(:errors, errors) WHERE id = :id",
+                {
+                    "status": status,
+                    "now": _now(),
+                    "id": batch_id,
+                    "errors": json.dumps({"object": "list", "data": errors}) if errors else None,
+                },
+            )
+
+    def transition(self, batch_id: str, before: Sequence[Status], after: Status) -> bool:
+        """Move a batch from one of ``before`` to ``after``; False if it was in another state."""
+        stamp = f", {after}_at = ?" if after in _TIMESTAMPED else ""
+        marks = ",".join("?" for _ in before)
+        with self._transaction() as db:
+            cursor = db.execute(
+                f"UPDATE batches SET status = ?{stamp} WHERE id = ? AND status IN ({marks})",
+                (after, *([_now()] if stamp else []), batch_id, *before),
+            )
+            return cursor.rowcount == 1
+
+    def request_cancel(self, batch_id: str) -> BatchRecord:
+        record = self.get_batch(batch_id)
+        if self.transition(batch_id, ("validating", "in_progress"), "cancelling"):
+            return self.get_batch(batch_id)
+        if record.status in ("cancelling", "cancelled"):
+            return record
+        raise BatchNotCancellable(f"batch {batch_id} is {record.status} and cannot be cancelled")
+
+    # -- items ---------------------------------------------------------------------------
+
+    def pending_items(self, batch_id: str) -> list[PendingItem]:
+        rows = self._db.execute(
+            "SELECT line_no, custom_id, request FROM batch_items "
+            "WHERE batch_id = ? AND state = 'pending' ORDER BY line_no",
+            (batch_id,),
+        ).fetchall()
+        items = []
+        for row in rows:
+            request = json.loads(row["request"])
+            items.append(
+                PendingItem(
+                    row["line_no"], row["custom_id"], request["method"], request["url"], request["body"]
+                )
+            )
+        return items
+
+    def record_result(
+        self, batch_id: str, custom_id: str, status_code: int, request_id: str, body: Any
+    ) -> bool:
+        """Commit one request's result. False (and nothing written) if it already has one."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE batch_items SET state = 'done', result_id = ?, request_id = ?, status_code = ?, body = ? "
+                "WHERE batch_id = ? AND custom_id = ? AND state = 'pending'",
+                (
+                    f"batch_req_{secrets.token_hex(12)}",
+                    request_id,
+                    status_code,
+                    json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+                    batch_id,
+                    custom_id,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def finalize(self, batch_id: str, status: Literal["completed", "cancelled"]) -> BatchRecord:
+        """Write the output and error files from the done rows and close the batch, atomically."""
+        expected = "finalizing" if status == "completed" else "cancelling"
+        with self._transaction() as db:
+            current = db.execute("SELECT status FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            if current is None or current["status"] != expected:
+                return self.get_batch(batch_id)
+            rows = db.execute(
+                "SELECT custom_id, result_id, request_id, status_code, body FROM batch_items "
+                "WHERE batch_id = ? AND state = 'done' ORDER BY line_no",
+                (batch_id,),
+            ).fetchall()
+            output = b"".join(_result_line(row) for row in rows if row["status_code"] < 300)
+            errors = b"".join(_result_line(row) for row in rows if row["status_code"] >= 300)
+            output_id = (
+                self._insert_file(db, f"{batch_id}_output.jsonl", "batch_output", output).id
+                if output
+                else None
+            )
+            error_id = (
+                self._insert_file(db, f"{batch_id}_error.jsonl", "batch_output", errors).id
+                if errors
+                else None
+            )
+            db.execute(
+                f"UPDATE batches SET status = ?, {status}_at = ?, output_file_id = ?, error_file_id = ? WHERE id = ?",
+                (status, _now(), output_id, error_id, batch_id),
+            )
+        return self.get_batch(batch_id)
