@@ -14,6 +14,7 @@ from server.batches.jobs import BatchJobs
 from server.batches.store import BatchStore
 from server.errors import install_error_handlers
 from server.grammar import GrammarCompiler
+from server.openai import chat, completions
 from server.guards import install_guards
 from server.routes import batches, files, health, models, wrappers
 from server.settings import Settings
@@ -107,6 +108,8 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(wrappers.router)
+    app.include_router(chat.router)
+    app.include_router(completions.router)
     app.include_router(files.router)
     app.include_router(batches.router)
     return app

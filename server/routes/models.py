@@ -29,4 +29,19 @@ async def list_models(state: Annotated[ServerState, Depends(get_state)]) -> dict
             "ready": state.phase == "ready",
         }
     ]
+    for name in state.registry.names():
+        versions = state.registry.versions(name)  # newest first
+        for wrapper, ref in [(versions[0], name)] + [(w, w.ref()) for w in versions]:
+            data.append(
+                {
+                    "id": f"wrapper:{ref}",
+                    "object": "model",
+                    "created": _STARTED,
+                    "owned_by": "wrapserve",
+                    "wrapper": wrapper.name,
+                    "version": wrapper.version,
+                    "description": wrapper.description,
+                    "ready": state.phase == "ready",
+                }
+            )
     return {"object": "list", "data": data}

@@ -1,0 +1,60 @@
+"""``response_format`` and forced tool calls -> a grammar, through the wrappers' compiler.
+
+The same ``GrammarCompiler`` (same keyword policy, same cache) serves wrappers and
+these routes, so a schema accepted here is enforced exactly as a wrapper's is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.grammar import CompiledGrammar, GrammarCompiler, SchemaRejected
+from server.openai.protocol import ResponseFormat
+from server.openai.tools import ToolPlan
+from wrappers.errors import BadRequest
+
+__all__ = ["JSON_OBJECT_SCHEMA", "output_grammar"]
+
+_SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean", "null"]}
+# json_object: any JSON object two levels deep. Unbounded nesting ({"type": "object"})
+# makes a grammar too large to build quickly; two levels cover what callers ask for.
+JSON_OBJECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {
+        "anyOf": [
+            _SCALAR,
+            {"type": "array", "items": _SCALAR},
+            {"type": "object", "additionalProperties": _SCALAR},
+        ]
+    },
+}
+
+
+async def _compile(grammars: GrammarCompiler, schema: Any, param: str) -> CompiledGrammar:
+    try:
+        return await grammars.compile(schema)
+    except SchemaRejected as error:
+        raise SchemaRejected(error.message, param=param) from None
+
+
+async def output_grammar(
+    response_format: ResponseFormat | None, tools: ToolPlan | None, grammars: GrammarCompiler
+) -> CompiledGrammar | None:
+    """The grammar the answer is held to, or None for free text.
+
+    A forced tool call wins over ``response_format`` (which shapes content, and a forced
+    call has none).
+    """
+    if tools is not None and (schema := tools.schema) is not None:
+        return await _compile(grammars, schema, "tools")
+    if response_format is None or response_format.type == "text":
+        return None
+    if response_format.type == "json_object":
+        return await _compile(grammars, JSON_OBJECT_SCHEMA, "response_format")
+    spec = response_format.json_schema
+    if spec is None or spec.schema_ is None:
+        raise BadRequest(
+            "response_format of type json_schema needs json_schema.schema",
+            param="response_format.json_schema",
+        )
+    return await _compile(grammars, spec.schema_, "response_format.json_schema.schema")
