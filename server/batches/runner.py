@@ -184,10 +184,14 @@ class BatchRunner:
                     await task
 
     async def _execute(self, item: PendingItem, owner_key: str | None) -> LineResponse | None:
-        """The line's response; retried while the server says "busy" or "not ready"."""
+        """The line's response. "Busy" (429) is waited out, however long it lasts: a batch
+        yields to interactive traffic rather than failing. "Unavailable" (503) is retried a
+        few times; None if the engine went away (the item stays pending for the restart)."""
         response = await self._dispatcher.post(item.url, item.body, owner_key)
-        for attempt in range(1, MAX_ATTEMPTS):
-            if response.status_code not in RETRYABLE:
+        attempt = 0
+        while response.status_code in RETRYABLE:
+            attempt += 1
+            if response.status_code == 503 and attempt >= MAX_ATTEMPTS:
                 break
             if not await self._engine_ready():
                 return None
