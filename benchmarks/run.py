@@ -70,6 +70,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--kv-cache-gib", type=float, default=1.0, help="KV cache per server; 0: from --memory-fraction"
     )
+    parser.add_argument(
+        "--cpu-bind",
+        default="auto",
+        help="VLLM_CPU_OMP_THREADS_BIND for both engines, e.g. 1 on a shared box",
+    )
     parser.add_argument("--no-eager", action="store_true", help="let vLLM compile (slow start on CPU)")
     parser.add_argument("--load-format", default="auto", help="'dummy' for random weights from config.json")
     parser.add_argument("--maskbench", type=Path, default=compile_bench.MASKBENCH)
@@ -163,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         backend=args.backend,
         load_format=args.load_format,
         kv_cache_gib=args.kv_cache_gib or None,
+        cpu_bind=args.cpu_bind,
     )
     if not args.skip_servers:
         work = Path(tempfile.mkdtemp(prefix="wrapserve-bench-"))

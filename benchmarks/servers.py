@@ -50,6 +50,8 @@ class ServerConfig:
     # An explicit KV cache size (both servers): vLLM's CPU backend otherwise sizes it from
     # the node's free RAM, which on a shared box changes from one start to the next.
     kv_cache_gib: float | None = 1.0
+    # VLLM_CPU_OMP_THREADS_BIND for both engines ("auto": vLLM's choice, core 0 on a 2-core box).
+    cpu_bind: str = "auto"
     startup_timeout_s: float = 900
     # vLLM gives up building a grammar index after 5 s by default; on a loaded 2-core box
     # the report grammar (~1.2 s idle) can exceed that. Both servers get the same budget.
@@ -158,6 +160,7 @@ class Servers:
             **({"WRAPSERVE_KV_CACHE_GIB": str(config.kv_cache_gib)} if config.kv_cache_gib else {}),
             "WRAPSERVE_LOG_LEVEL": "warning",
             "PYTHONUNBUFFERED": "1",
+            "VLLM_CPU_OMP_THREADS_BIND": config.cpu_bind,
             **config.extra_env,
             **env_overrides,
         }
@@ -202,5 +205,10 @@ class Servers:
             ),
             *extra_args,
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **config.extra_env}
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "VLLM_CPU_OMP_THREADS_BIND": config.cpu_bind,
+            **config.extra_env,
+        }
         return self._start(name, command, env, port)

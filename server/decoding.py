@@ -22,14 +22,17 @@ import json
 import math
 import random
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+import jsonschema
+
 from server.forced import ForcedPrefix, split_forced_prefix
 from server.generation import ChatMessage, Constraint, Engine, GenerationRequest, Sampling
-from server.grammar import CompiledGrammar
+from server.grammar import CompiledGrammar, schema_key
 from server.limits import check_prompt_fits
 from wrappers.errors import BadRequest
 
@@ -102,8 +105,39 @@ def _softmax(logprobs: Sequence[float]) -> list[float]:
 class Decoder:
     """Runs one call's decoding on the engine, the way the mode and settings say."""
 
-    def __init__(self, settings: DecodeSettings | None = None) -> None:
+    def __init__(self, settings: DecodeSettings | None = None, cache_entries: int = 512) -> None:
         self.settings = settings or DecodeSettings()
+        self._choice_grammars: OrderedDict[str, CompiledGrammar] = OrderedDict()
+        self._cache_entries = cache_entries
+
+    def scores(self, mode: DecodeMode, schema: dict[str, Any]) -> bool:
+        """Whether this call is answered by scoring labels (then it needs no token grammar)."""
+        if mode == "score" and choice_field(schema) is None:
+            raise BadRequest(
+                "options.decode 'score' needs an output that is one label out of a set",
+                param="options.decode",
+            )
+        return mode == "score" or (
+            mode == "auto" and self.settings.choice_scoring and choice_field(schema) is not None
+        )
+
+    def choice_grammar(self, schema: dict[str, Any]) -> CompiledGrammar:
+        """The validator for a scored choice output; no regex, since nothing is decoded."""
+        key = schema_key(schema)
+        if (hit := self._choice_grammars.get(key)) is not None:
+            self._choice_grammars.move_to_end(key)
+            return hit
+        grammar = CompiledGrammar(
+            key=key,
+            schema=schema,
+            regex="",
+            compile_ms=0.0,
+            validator=jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()),
+        )
+        self._choice_grammars[key] = grammar
+        while len(self._choice_grammars) > self._cache_entries:
+            self._choice_grammars.popitem(last=False)
+        return grammar
 
     def resolve(self, mode: DecodeMode, grammar: CompiledGrammar) -> str:
         if mode == "score":

@@ -133,10 +133,14 @@ class WrapperService:
         started = time.perf_counter()
         data = self.parse_input(wrapper, raw_input)
         sampling = self._sampling(wrapper, options)
-        grammar = await self.grammar_for(wrapper, data)
+        mode = options.decode if options is not None else "auto"
+        schema = wrapper.output_schema(data)
+        if self.decoder.scores(mode, schema):  # scored labels need a validator, not a grammar
+            grammar = self.decoder.choice_grammar(schema)
+        else:
+            grammar = await self.grammars.compile(schema)
         engine = self._engine()
         messages = [ChatMessage(role=m.role, content=m.content) for m in wrapper.messages(data)]
-        mode = options.decode if options is not None else "auto"
         decoded = await self.decoder.run(engine, messages, grammar, sampling, mode)
         output = self._parse_output(wrapper, data, grammar, decoded.text, decoded.finish_reason)
         return Invocation(
