@@ -92,41 +92,57 @@ async def _first_calls(ws: WrapserveClient) -> dict[str, float]:
 
 
 async def _measure(
-    ws_url: str, vllm_url: str, model: str, sizes: Sizes, names: list[str], first_ws: dict[str, float]
-) -> dict[str, Any]:
+    ws_url: str,
+    vllm_url: str,
+    model: str,
+    sizes: Sizes,
+    names: list[str],
+    first_ws: dict[str, float],
+    out: dict[str, Any],
+) -> None:
+    """Fill ``out`` step by step, most important first, so an interrupted run keeps what it has."""
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     async with httpx.AsyncClient(timeout=600, limits=limits) as http:
         ws, vllm = WrapserveClient(http, ws_url), VllmClient(http, vllm_url, model)
         sentiment = Task(Sentiment, {"text": "The first call after start-up: I really like this server."})
         first_vllm = await first_call_ms(lambda: vllm.chat(sentiment))
         scenarios = Scenarios(ws, vllm, sizes)
-        out: dict[str, Any] = {"first_call": await scenarios.steady_state(first_ws, first_vllm)}
+        out["first_call"] = await scenarios.steady_state(first_ws, first_vllm)
         counts = {"classify": sizes.classify, "extract": sizes.extract, "report": sizes.report}
         workloads = {name: build_workload(name, counts[name]) for name in names}
-        for name, workload in workloads.items():
-            print(f"[bench] {name}: {len(workload.tasks)} calls per server", flush=True)
-            await scenarios.warm(workload)
-            out[name] = await scenarios.compare(workload)
         speedups: dict[str, Any] = {}
+        out["speedups"] = speedups
+
+        async def compare(name: str) -> None:
+            print(f"[bench] {name}: {len(workloads[name].tasks)} calls per server", flush=True)
+            await scenarios.warm(workloads[name])
+            out[name] = await scenarios.compare(workloads[name])
+
         if "classify" in workloads:
-            print("[bench] speed-ups on/off: classify decode modes, batch, prompt layout", flush=True)
+            await compare("classify")
+            print("[bench] speed-up on/off: choice scoring (classify decode modes)", flush=True)
             speedups["choice_scoring"] = await scenarios.decode_modes(
                 workloads["classify"], ("score", "generate", "plain")
             )
-            speedups["batch_endpoint"] = await scenarios.batch_vs_single(workloads["classify"])
-            speedups["prefix_cache_layout"] = await scenarios.prefix_layout(workloads["classify"])
         if "extract" in workloads:
-            print("[bench] speed-ups on/off: forced prefix, compact JSON; structured overhead", flush=True)
+            await compare("extract")
+            print("[bench] structured vs unconstrained; speed-up on/off: forced prefix", flush=True)
+            out["structured_overhead"] = await scenarios.structured_overhead(workloads["extract"])
             speedups["forced_prefix"] = await scenarios.decode_modes(
                 workloads["extract"], ("generate", "plain")
             )
+        if "classify" in workloads:
+            print("[bench] speed-ups on/off: batch endpoint, prompt layout", flush=True)
+            speedups["batch_endpoint"] = await scenarios.batch_vs_single(workloads["classify"])
+            speedups["prefix_cache_layout"] = await scenarios.prefix_layout(workloads["classify"])
+        if "extract" in workloads:
+            print("[bench] speed-up on/off: compact JSON", flush=True)
             speedups["compact_json"] = await scenarios.compact_json(workloads["extract"])
-            out["structured_overhead"] = await scenarios.structured_overhead(workloads["extract"])
-        out["speedups"] = speedups
+        if "report" in workloads:
+            await compare("report")
         if "classify" in workloads and sizes.sweep:
             print("[bench] throughput vs concurrency", flush=True)
             out["sweep"] = await scenarios.sweep(workloads["classify"])
-        return out
 
 
 def _sizes(args: argparse.Namespace) -> Sizes:
@@ -190,11 +206,17 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio": round(ws_server.startup_s / vllm_server.startup_s, 3),
                 "note": "launch to /health 200; Wrapserve's includes compiling and warming every static grammar",
             }
-            results.update(
+            try:
                 asyncio.run(
-                    _measure(ws_server.base_url, vllm_server.base_url, args.model, sizes, names, first_ws)
+                    _measure(
+                        ws_server.base_url, vllm_server.base_url, args.model, sizes, names, first_ws, results
+                    )
                 )
-            )
+            except KeyboardInterrupt:
+                results["meta"]["interrupted"] = "the run was stopped before every measurement was taken"
+                report.write(results, args.out)
+                print(f"[bench] interrupted: partial results in {args.out}", flush=True)
+                raise
         shutil.rmtree(work, ignore_errors=True)
     if not args.skip_compile:
         count = args.compile_schemas or int(DEFAULTS["quick" if args.quick else "full"]["compile"])
