@@ -159,6 +159,16 @@ async def _chunks(
             await closer()
 
 
+async def _generate_all(engine: Engine, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    """All prompts at once; if one fails (or the caller is cancelled) the others are aborted."""
+    tasks = [asyncio.ensure_future(engine.generate(request)) for request in requests]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
 @router.post("/v1/completions", response_model=None)
 async def create_completion(
     body: CompletionRequest, state: Annotated[ServerState, Depends(get_state)]
@@ -173,5 +183,5 @@ async def create_completion(
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         events = _chunks(first, stream, requests[0], model, body.logprobs or 0, include_usage)
         return EventStream(requests[0].request_id, events)
-    results = await asyncio.gather(*(engine.generate(request) for request in requests))
+    results = await _generate_all(engine, requests)
     return JSONResponse(_completion(body, requests, results, model).model_dump(mode="json"))

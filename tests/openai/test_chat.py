@@ -79,7 +79,10 @@ def test_json_schema_dict_is_enforced(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "Is the sky blue?"}],
-        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema, "strict": True}},
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "a", "schema": schema, "strict": True},
+        },
         temperature=0,
         max_tokens=40,
     )
@@ -104,7 +107,12 @@ def test_json_object_mode_gives_a_json_object(client: openai.OpenAI) -> None:
 def test_n_choices_and_text_parts(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model=MODEL,
-        messages=[{"role": "user", "content": [{"type": "text", "text": "Name a"}, {"type": "text", "text": "colour."}]}],
+        messages=[
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Name a"}, {"type": "text", "text": "colour."}],
+            }
+        ],
         n=2,
         temperature=1.0,
         seed=7,

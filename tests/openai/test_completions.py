@@ -11,7 +11,9 @@ from tests.openai.conftest import MODEL
 
 
 def test_completion_in_openai_shape(client: openai.OpenAI) -> None:
-    completion = client.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=5, temperature=0)
+    completion = client.completions.create(
+        model=MODEL, prompt="The capital of France is", max_tokens=5, temperature=0
+    )
     assert completion.object == "text_completion"
     assert completion.id.startswith("cmpl-")
     [choice] = completion.choices
@@ -27,7 +29,9 @@ def test_several_prompts_and_n(client: openai.OpenAI) -> None:
 
 
 def test_legacy_logprobs(client: openai.OpenAI) -> None:
-    completion = client.completions.create(model=MODEL, prompt="Hello", max_tokens=4, logprobs=2, temperature=0)
+    completion = client.completions.create(
+        model=MODEL, prompt="Hello", max_tokens=4, logprobs=2, temperature=0
+    )
     logprobs = completion.choices[0].logprobs
     assert logprobs is not None and logprobs.tokens and logprobs.token_logprobs and logprobs.top_logprobs
     assert "".join(logprobs.tokens) == completion.choices[0].text
@@ -49,7 +53,9 @@ def test_streamed_completion_with_usage(client: openai.OpenAI) -> None:
     text = "".join(chunk.choices[0].text for chunk in chunks if chunk.choices)
     whole = client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=8, temperature=0)
     assert text == whole.choices[0].text
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens  # type: ignore[union-attr]
+    usage, expected = chunks[-1].usage, whole.usage
+    assert usage is not None and expected is not None
+    assert usage.completion_tokens == expected.completion_tokens
 
 
 def test_response_format_on_completions(client: openai.OpenAI) -> None:
@@ -59,7 +65,9 @@ def test_response_format_on_completions(client: openai.OpenAI) -> None:
         prompt="Answer in JSON:",
         max_tokens=20,
         temperature=0,
-        extra_body={"response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}},
+        extra_body={
+            "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}
+        },
     )
     assert isinstance(json.loads(completion.choices[0].text)["ok"], bool)
 

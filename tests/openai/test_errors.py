@@ -38,7 +38,9 @@ HELLO = [{"role": "user", "content": "Hello"}]
         ({"chat_template": "{{ messages }}"}, "chat_template"),
     ],
 )
-def test_out_of_bounds_is_400_naming_the_field(client: openai.OpenAI, extra: dict[str, Any], param: str) -> None:
+def test_out_of_bounds_is_400_naming_the_field(
+    client: openai.OpenAI, extra: dict[str, Any], param: str
+) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model=MODEL, messages=HELLO, extra_body=extra)  # type: ignore[call-overload]
     error = caught.value.body

@@ -35,7 +35,9 @@ def test_stream_with_usage_keeps_one_id(client: openai.OpenAI) -> None:
     assert finishes[-1] in {"stop", "length"} and all(f is None for f in finishes[:-1])
     usage = chunks[-1].usage
     assert chunks[-1].choices == [] and usage is not None
-    assert usage.completion_tokens <= 20 and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert (
+        usage.completion_tokens <= 20 and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    )
     assert all(chunk.usage is None for chunk in chunks[:-1])
     # The same request, not streamed, gives the same text (greedy decoding).
     whole = client.chat.completions.create(

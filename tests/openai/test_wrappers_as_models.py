@@ -50,7 +50,9 @@ def test_wrapper_with_object_input(client: openai.OpenAI) -> None:
     labels = ["sports", "weather", "cooking"]
     completion = client.chat.completions.create(
         model="wrapper:classify",
-        messages=[{"role": "user", "content": json.dumps({"text": "Heavy rain tomorrow.", "labels": labels})}],
+        messages=[
+            {"role": "user", "content": json.dumps({"text": "Heavy rain tomorrow.", "labels": labels})}
+        ],
     )
     assert json.loads(completion.choices[0].message.content or "")["label"] in labels
 
