@@ -24,7 +24,7 @@ class Grade(Wrapper):
         task: str = Field(default="", max_length=3_000, description="The question or task the response answers.")
 
     class Output(BaseModel):
-        rationale: Prose(3, "Why this score, in one or two sentences.")
+        rationale: Prose(6, "Why this score, in one or two sentences.")
         score: int = Field(ge=1, le=5, description="1 = fails the rubric, 5 = fully meets it.")
 
     instructions = (
@@ -68,7 +68,7 @@ class Compare(Wrapper):
         criteria: str = Field(default="", max_length=2_000, description="What 'better' means here.")
 
     class Output(BaseModel):
-        rationale: Prose(3, "Why, in one or two sentences.")
+        rationale: Prose(6, "Why, in one or two sentences.")
         winner: Literal["a", "b", "tie"]
 
     instructions = (
@@ -109,7 +109,7 @@ class FactCheck(Wrapper):
         context: str = Field(min_length=1, max_length=20_000, description="The only source to judge by.")
 
     class Output(BaseModel):
-        evidence: Prose(2, "The sentence of the context that bears on the claim, or 'none'.")
+        evidence: Prose(4, "The sentence of the context that bears on the claim, or 'none'.")
         verdict: Literal["supported", "contradicted", "not_enough_info"]
 
     instructions = (

@@ -8,12 +8,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, RootModel
 
 from wrappers.base import Example, Wrapper, WrapperSampling
-from wrappers.catalogue.text import Phrase
+from wrappers.catalogue.text import NAME_WORD, Phrase
 
 __all__ = ["Contact", "Entities", "Extract", "Invoice", "Keywords"]
 
 # Generated strings are bounded in words, not maxLength (see wrappers/catalogue/text.py).
-Name = Phrase(3)
+Name = Phrase(3, word=NAME_WORD)
 
 
 class Extract(Wrapper):
@@ -84,21 +84,21 @@ class Extract(Wrapper):
 
 
 class Entity(BaseModel):
-    text: Phrase(3, "The entity exactly as written in the text.")
+    text: Phrase(3, "The entity exactly as written in the text.", word=NAME_WORD)
     type: Literal["PERSON", "ORG", "LOCATION", "DATE", "MONEY", "PRODUCT", "EVENT", "OTHER"]
 
 
 class Entities(Wrapper):
     name = "entities"
     version = "1.0.0"
-    description = "Named entities in a text: people, organisations, places, dates, amounts, products, events."
+    description = "Up to 4 named entities in a text: people, organisations, places, dates, amounts, products, events."
     task = "extract"
 
     class Input(BaseModel):
         text: str = Field(min_length=1, max_length=10_000)
 
     class Output(BaseModel):
-        entities: list[Entity] = Field(description="At most about ten, each once.")
+        entities: list[Entity] = Field(max_length=4, description="The most important ones, each once.")
 
     instructions = (
         "You list the named entities in a text, in order of appearance, each once. text: the words as written. "

@@ -9,7 +9,7 @@ from wrappers.catalogue.text import Phrase, Prose
 
 __all__ = ["Report", "Summarize"]
 
-Point = Prose(1, "one short sentence")
+Point = Prose(3, "one short sentence")
 
 
 class Report(Wrapper):
@@ -66,7 +66,7 @@ class Summarize(Wrapper):
         text: str = Field(min_length=1, max_length=30_000)
 
     class Output(BaseModel):
-        summary: Prose(4, "one to three sentences")
+        summary: Prose(8, "one to three sentences")
 
     instructions = "You summarise a text in one to three sentences, keeping its main facts and adding nothing."
     template = "Text: {{ text }}"

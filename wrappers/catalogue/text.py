@@ -3,8 +3,8 @@
 Greedy decoding with a small model can loop ("How are you? How are you? ..."), so a
 generated string needs a bound the grammar enforces. ``maxLength`` is the obvious one
 but costs the engine seconds per field to index (a state per character, and vLLM allows
-5 s per grammar). These patterns bound what loops are made of instead: sentence ends
-(``sentences``) or words (``words``), which takes a handful of automaton states. They
+5 s per grammar). These patterns bound what loops are made of instead: clause ends
+(``sentences``: . ! ? , ; :) or words (``words``), which takes a handful of automaton states. They
 are spelled as alternations, not nested quantifiers, so the backtracking ``re`` that
 validates answers stays linear and ``server.grammar`` accepts them.
 """
@@ -15,17 +15,22 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-__all__ = ["Phrase", "Prose", "sentences", "words"]
+__all__ = ["NAME_WORD", "Phrase", "Prose", "sentences", "words"]
 
-# One character of a JSON string that needs no escape, excluding sentence ends.
-_CHAR = r'[^.!?"\\\x00-\x1f]'
-_END = r"[.!?]"
+# One character of a JSON string that needs no escape, excluding clause ends. Commas count:
+# a model stopped from repeating sentences goes on with ", and ..." otherwise.
+_CHAR = r'[^.!?,;:"\\\x00-\x1f]'
+_END = r"[.!?,;:]"
 # One word: no space, quote, backslash or control character.
 _WORD = r'[^ "\\\x00-\x1f]+'
+# A word of a name, a date or an amount: letters (Latin-1), digits and a little punctuation.
+# Without separators such as ',' '<' '/' '_', the one-word loops small models fall into
+# ("Sales,</br>Sales,</br>...") cannot start.
+NAME_WORD = r'[^ "\\\x00-\x1f,;:<>/_|()\[\]{}=*#@]+'
 
 
 def sentences(limit: int) -> str:
-    """Non-empty text with at most ``limit`` sentence ends (``.``, ``!``, ``?``)."""
+    """Non-empty text with at most ``limit`` clause ends (``.`` ``!`` ``?`` ``,`` ``;`` ``:``)."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
     free = f"{_CHAR}*"
@@ -41,7 +46,7 @@ def words(limit: int, word: str = _WORD) -> str:
 
 
 def Prose(limit: int, description: str) -> Any:  # noqa: N802 - reads as a type in annotations
-    """A string field of at most ``limit`` sentences."""
+    """A string field of at most ``limit`` clauses (sentences, or parts of one between commas)."""
     return Annotated[str, Field(pattern=sentences(limit), description=description)]
 
 

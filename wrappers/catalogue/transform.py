@@ -12,7 +12,7 @@ from wrappers.catalogue.text import Prose
 __all__ = ["Redact", "Rewrite", "Translate"]
 
 # Inputs are short so the answer fits in max_tokens; answers are bounded in sentences.
-SENTENCES = 10
+SENTENCES = 16
 MAX_TEXT = 500
 
 
