@@ -112,7 +112,9 @@ def serve(
     except WrapserveError as error:
         sock.close()
         _fail(error.message)
-    config = uvicorn.Config(application, log_config=None, timeout_graceful_shutdown=30, access_log=False)
+    config = uvicorn.Config(
+        application, log_config=None, timeout_graceful_shutdown=settings.shutdown_timeout_s, access_log=False
+    )
     server = uvicorn.Server(config)
     state = application.state.wrapserve
 

@@ -32,7 +32,7 @@ from server.generation import (
 from server.settings import Settings
 from wrappers.errors import BadRequest, ConfigurationError, EngineUnavailable
 
-__all__ = ["VllmEngine", "detect_device", "explain_start_failure"]
+__all__ = ["KvCacheProbe", "VllmEngine", "detect_device", "explain_start_failure"]
 
 log = logging.getLogger("wrapserve.engine")
 
@@ -112,10 +112,40 @@ def _request_error(request: GenerationRequest) -> Exception:
     return EngineUnavailable("the engine failed this request; retry")
 
 
+class KvCacheProbe:
+    """Keeps the latest KV-cache usage (0-1) vLLM reports through its stat-logger hook."""
+
+    def __init__(self) -> None:
+        self.usage: float | None = None
+
+    def factory(self, vllm_config: Any, engine_index: int = 0) -> Any:
+        from vllm.v1.metrics.loggers import StatLoggerBase
+
+        probe = self
+
+        class _Recorder(StatLoggerBase):
+            def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+                pass
+
+            def record(
+                self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None, engine_idx: int = 0
+            ) -> None:
+                if scheduler_stats is not None:
+                    probe.usage = float(scheduler_stats.kv_cache_usage)
+
+            def log_engine_initialized(self) -> None:
+                pass
+
+        return _Recorder(vllm_config, engine_index)
+
+
 class VllmEngine:
     """vLLM's AsyncLLM adapted to ``server.generation.Engine``."""
 
-    def __init__(self, llm: Any, info: EngineInfo, chat_template: str | None) -> None:
+    def __init__(
+        self, llm: Any, info: EngineInfo, chat_template: str | None, kv_probe: KvCacheProbe | None = None
+    ) -> None:
+        self._kv_probe = kv_probe
         self._llm = llm
         self._tokenizer = llm.get_tokenizer()
         self._chat_template = chat_template
@@ -126,13 +156,15 @@ class VllmEngine:
         """Build the engine off the event loop (start-up takes tens of seconds)."""
         os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
         started = time.monotonic()
+        kv_probe = KvCacheProbe()
 
         def build() -> tuple[Any, str]:
             # Importing vLLM alone takes seconds: keep it off the event loop too.
             from vllm.v1.engine.async_llm import AsyncLLM
 
             device = detect_device(settings.device)
-            return AsyncLLM.from_engine_args(_engine_args(settings, manifest, weights, device)), device
+            args = _engine_args(settings, manifest, weights, device)
+            return AsyncLLM.from_engine_args(args, stat_loggers=[kv_probe.factory]), device
 
         try:
             llm, device = await asyncio.to_thread(build)
@@ -145,7 +177,7 @@ class VllmEngine:
             structured_output_backend=settings.structured_output_backend,
             startup_s=time.monotonic() - started,
         )
-        return cls(llm, info, manifest.chat_template)
+        return cls(llm, info, manifest.chat_template, kv_probe)
 
     # -- prompts ---------------------------------------------------------------------
 
@@ -319,7 +351,7 @@ class VllmEngine:
         return int(self._llm.get_num_unfinished_requests())
 
     def kv_cache_usage(self) -> float | None:
-        return None
+        return self._kv_probe.usage if self._kv_probe is not None else None
 
     async def shutdown(self) -> None:
         await asyncio.to_thread(self._llm.shutdown)

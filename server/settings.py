@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # a key not listed may call every wrapper. Map keys are hashed on read too.
     key_wrappers: dict[str, list[str]] = Field(default_factory=dict)
 
+    # SIGTERM: how long in-flight requests get to finish before they are cancelled.
+    shutdown_timeout_s: int = Field(default=30, ge=0)
+
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_prompts: bool = False
