@@ -1,0 +1,274 @@
+"""Faults and floods on servers of their own: auth end to end, a load burst, client
+disconnects, SIGTERM with requests in flight, and a killed engine.
+
+Two extra engine starts in all: a keyed server with a small queue bound (auth, load,
+disconnects, then SIGTERM at its end) and one whose engine gets killed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import RunningServer, free_port, start_server, stop_server, wait_ready
+
+pytestmark = pytest.mark.engine
+
+MODEL = "smollm2-135m-instruct"
+KEY = "test-key-full"
+NARROW_KEY = "test-key-sentiment-only"
+QUEUE_BOUND = 4
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    # Grammar builds in the engine can be slow on a loaded CI box; that is not what is tested here.
+    return {"VLLM_REGEX_COMPILATION_TIMEOUT_S": "120", **extra}
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(
+        tmp_path_factory.mktemp("keyed"),
+        free_port(),
+        **_env(
+            WRAPSERVE_API_KEYS=f"{KEY},{NARROW_KEY}",
+            WRAPSERVE_KEY_WRAPPERS=json.dumps({NARROW_KEY: ["sentiment"]}),
+            WRAPSERVE_LIMITS__MAX_QUEUED_REQUESTS=str(QUEUE_BOUND),
+            WRAPSERVE_SHUTDOWN_TIMEOUT_S="300",  # a loaded CI box generates slowly
+        ),
+    )
+    try:
+        wait_ready(running)
+        yield running
+    finally:
+        stop_server(running)
+
+
+def _metric(base_url: str, name: str) -> float:
+    text = httpx.get(f"{base_url}/metrics", headers=AUTH, timeout=30).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + " ") or line.startswith(name + "{")
+    )
+
+
+def _wait_for(condition, timeout_s: float, step_s: float = 0.25) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step_s)
+    return False
+
+
+def _sentiment(base_url: str, key: str = KEY) -> httpx.Response:
+    return httpx.post(
+        f"{base_url}/v1/wrappers/sentiment/invoke",
+        json={"input": {"text": "Great product, works well."}},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=300,
+    )
+
+
+LONG_COMPLETION = {
+    "model": MODEL,
+    "prompt": "Count to ten thousand: 1, 2, 3, 4, 5, 6, 7, 8,",
+    "max_tokens": 4000,
+}
+
+
+# -- auth ------------------------------------------------------------------------------
+
+
+def test_keys_guard_every_route_but_health(keyed: RunningServer) -> None:
+    base = keyed.base_url
+    assert httpx.get(f"{base}/health").status_code == 200
+    for path in ("/v1/models", "/v1/wrappers", "/metrics", "/openapi.json", "/docs"):
+        response = httpx.get(f"{base}{path}")
+        assert response.status_code == 401, path
+        assert response.json()["error"]["type"] == "authentication_error"
+    assert httpx.get(f"{base}/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(f"{base}/v1/models", headers=AUTH).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "localhost/health"},
+        {"Host": "health"},
+        {"X-Forwarded-Prefix": "/health", "X-Forwarded-Host": "a/health"},
+        {"X-Original-URL": "/health", "X-Rewrite-URL": "/health"},
+    ],
+)
+def test_crafted_host_headers_do_not_bypass_auth(keyed: RunningServer, headers: dict[str, str]) -> None:
+    response = httpx.post(
+        f"{keyed.base_url}/v1/wrappers/sentiment/invoke",
+        json={"input": {"text": "x"}},
+        headers=headers,
+        timeout=30,
+    )
+    assert response.status_code == 401
+
+
+def test_raw_request_line_tricks_do_not_bypass_auth(keyed: RunningServer) -> None:
+    port = int(keyed.base_url.rsplit(":", 1)[1])
+    for target in (b"http://x/health/../v1/models", b"/health/../v1/models", b"//health/%2e%2e/v1/models"):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x/health\r\nConnection: close\r\n\r\n")
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        status = int(reply.split(b" ", 2)[1])
+        assert status in (400, 401, 404), (target, reply[:200])
+
+
+def test_per_key_allow_list(keyed: RunningServer) -> None:
+    assert _sentiment(keyed.base_url, NARROW_KEY).status_code == 200
+    denied = httpx.post(
+        f"{keyed.base_url}/v1/wrappers/language/invoke",
+        json={"input": {"text": "Bonjour"}},
+        headers={"Authorization": f"Bearer {NARROW_KEY}"},
+        timeout=60,
+    )
+    assert denied.status_code == 403
+    chat = httpx.post(
+        f"{keyed.base_url}/v1/chat/completions",
+        json={"model": "wrapper:language", "messages": [{"role": "user", "content": "Bonjour"}]},
+        headers={"Authorization": f"Bearer {NARROW_KEY}"},
+        timeout=60,
+    )
+    assert chat.status_code == 403
+    assert chat.json()["error"]["type"] == "permission_error"
+
+
+# -- load ------------------------------------------------------------------------------
+
+
+def test_burst_beyond_the_queue_bound_is_answered_or_refused_with_retry_after(keyed: RunningServer) -> None:
+    burst = QUEUE_BOUND * 6
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 48}
+
+    def one(_: int) -> httpx.Response:
+        return httpx.post(f"{keyed.base_url}/v1/chat/completions", json=body, headers=AUTH, timeout=600)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=burst) as pool:
+        responses = list(pool.map(one, range(burst)))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses.count(200) >= 1 and statuses.count(429) >= 1, statuses
+    for response in responses:
+        if response.status_code == 429:
+            assert int(response.headers["Retry-After"]) >= 1
+            assert response.json()["error"]["type"] == "rate_limit_error"
+        else:
+            assert response.json()["choices"][0]["message"]["content"] is not None
+    assert keyed.process.poll() is None
+    assert _wait_for(lambda: _metric(keyed.base_url, "wrapserve_admitted_requests") == 0, 60)
+    assert _sentiment(keyed.base_url).status_code == 200
+
+
+# -- disconnects -----------------------------------------------------------------------
+
+
+def _engine_busy(base_url: str) -> bool:
+    return _metric(base_url, "wrapserve_engine_queue_depth") > 0
+
+
+def _open_request(base_url: str, body: dict[str, object]) -> socket.socket:
+    """A raw HTTP request on a socket we can close at any moment."""
+    host, port = base_url.removeprefix("http://").split(":")
+    payload = json.dumps(body).encode()
+    sock = socket.create_connection((host, int(port)), timeout=60)
+    sock.sendall(
+        b"POST /v1/completions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {KEY}\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+        + payload
+    )
+    return sock
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streaming"])
+def test_client_disconnect_frees_the_engine_slot(keyed: RunningServer, stream: bool) -> None:
+    base = keyed.base_url
+    assert _wait_for(lambda: not _engine_busy(base), 60)
+    sock = _open_request(base, {**LONG_COMPLETION, "stream": stream})
+    try:
+        assert _wait_for(lambda: _engine_busy(base), 120), "the generation never reached the engine"
+        if stream:
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")  # tokens are flowing
+        time.sleep(1)
+        assert _engine_busy(base), "the generation ended by itself; nothing to test"
+    finally:
+        sock.close()  # the client goes away mid-generation
+    assert _wait_for(lambda: not _engine_busy(base), 20), "the engine request kept running"
+    assert _wait_for(lambda: _metric(base, "wrapserve_admitted_requests") == 0, 10)
+    assert _sentiment(base).status_code == 200
+
+
+# -- lifecycle (last for the keyed server: it stops it) --------------------------------
+
+
+def test_sigterm_with_requests_in_flight_loses_none(keyed: RunningServer) -> None:
+    base = keyed.base_url
+    body = {**LONG_COMPLETION, "max_tokens": 48}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        futures = [
+            pool.submit(httpx.post, f"{base}/v1/completions", json=body, headers=AUTH, timeout=600)
+            for _ in range(3)
+        ]
+        assert _wait_for(lambda: _metric(base, "wrapserve_admitted_requests") >= 3, 120)
+        assert _engine_busy(base)
+        os.kill(keyed.process.pid, signal.SIGTERM)
+        responses = [future.result() for future in futures]
+    assert [r.status_code for r in responses] == [200, 200, 200], [r.text[:200] for r in responses]
+    assert all(r.json()["choices"][0]["text"] for r in responses)
+    # uvicorn re-raises the signal once it has shut down cleanly, so the exit status says SIGTERM.
+    assert keyed.process.wait(120) in (0, -signal.SIGTERM)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base}/health", timeout=5)
+    log = keyed.log()
+    assert "Traceback" not in log.split("Shutting down", 1)[-1]
+
+
+def test_killed_engine_turns_health_503_and_requests_fail_fast(tmp_path: Path) -> None:
+    running = start_server(tmp_path / "home", free_port(), **_env())
+    try:
+        wait_ready(running)
+        base = running.base_url
+        engine_cores = [
+            child
+            for child in psutil.Process(running.process.pid).children(recursive=True)
+            if "EngineCore" in child.name() or "EngineCore" in " ".join(child.cmdline())
+        ]
+        assert engine_cores, "no engine process found"
+        for child in engine_cores:
+            child.kill()
+        assert _wait_for(lambda: httpx.get(f"{base}/health", timeout=10).status_code == 503, 60)
+        assert "engine" in httpx.get(f"{base}/health", timeout=10).json()["detail"]
+        started = time.monotonic()
+        response = httpx.post(
+            f"{base}/v1/wrappers/sentiment/invoke", json={"input": {"text": "hello"}}, timeout=60
+        )
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "engine_unavailable"
+        assert time.monotonic() - started < 30
+        chat = httpx.post(
+            f"{base}/v1/chat/completions",
+            json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+            timeout=60,
+        )
+        assert chat.status_code == 503
+    finally:
+        stop_server(running)
