@@ -14,8 +14,8 @@ from server.batches.jobs import BatchJobs
 from server.batches.store import BatchStore
 from server.errors import install_error_handlers
 from server.grammar import GrammarCompiler
-from server.openai import chat, completions
 from server.guards import install_guards
+from server.openai import chat, completions
 from server.routes import batches, files, health, models, wrappers
 from server.settings import Settings
 from server.state import EngineFactory, ServerState
