@@ -155,6 +155,10 @@ class VllmEngine:
     async def start(cls, settings: Settings, manifest: ModelManifest, weights: Path) -> VllmEngine:
         """Build the engine off the event loop (start-up takes tens of seconds)."""
         os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
+        # vLLM's budget for building a grammar's token index (its own default, 5 s, fails
+        # ordinary catalogue grammars on a busy CPU). Grammars are vetted for automaton size
+        # before they get here, and vLLM builds them off its scheduling loop.
+        os.environ.setdefault("VLLM_REGEX_COMPILATION_TIMEOUT_S", str(settings.engine_grammar_timeout_s))
         started = time.monotonic()
         kv_probe = KvCacheProbe()
 
@@ -214,6 +218,7 @@ class VllmEngine:
             stop=list(sampling.stop) or None,
             seed=sampling.seed,
             logprobs=sampling.logprobs,
+            repetition_penalty=sampling.repetition_penalty,
             structured_outputs=structured,
             output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
         )

@@ -43,6 +43,7 @@ class Sampling:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     logprobs: int | None = None  # top-k alternatives per generated token; None = off
+    repetition_penalty: float = 1.0  # > 1 discourages the loops greedy decoding falls into
 
 
 @dataclass(frozen=True, slots=True)

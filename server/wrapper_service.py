@@ -122,6 +122,7 @@ class WrapperService:
             temperature=wrapper.sampling.temperature if options.temperature is None else options.temperature,
             top_p=options.top_p or wrapper.sampling.top_p,
             seed=options.seed,
+            repetition_penalty=wrapper.sampling.repetition_penalty,
         )
 
     async def grammar_for(self, wrapper: type[Wrapper], data: BaseModel) -> CompiledGrammar:

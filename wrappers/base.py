@@ -31,6 +31,9 @@ class WrapperSampling(BaseModel):
     max_tokens: int = Field(default=256, gt=0)
     temperature: float = Field(default=0.0, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
+    # Small models decoding greedily repeat themselves until max_tokens; free-text wrappers
+    # set this above 1 so their answers end.
+    repetition_penalty: float = Field(default=1.0, ge=1, le=2)
 
 
 class Example(BaseModel):

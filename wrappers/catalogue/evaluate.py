@@ -37,7 +37,7 @@ class Grade(Wrapper):
         "Rubric: {{ rubric }}\n"
         "Response: {{ response }}"
     )
-    sampling = WrapperSampling(max_tokens=160)
+    sampling = WrapperSampling(max_tokens=160, repetition_penalty=1.3)
     examples = (
         Example(
             input={"task": "What is the capital of France?", "rubric": "Names the correct capital.", "response": "Paris."},
@@ -82,7 +82,7 @@ class Compare(Wrapper):
         "Answer A: {{ answer_a }}\n"
         "Answer B: {{ answer_b }}"
     )
-    sampling = WrapperSampling(max_tokens=160)
+    sampling = WrapperSampling(max_tokens=160, repetition_penalty=1.3)
     examples = (
         Example(input={"question": "What is 2 + 2?", "answer_a": "4", "answer_b": "5"}),
         Example(
@@ -118,7 +118,7 @@ class FactCheck(Wrapper):
         "claim is true, contradicted if it says it is false, not_enough_info if it does not say."
     )
     template = "Context: {{ context }}\nClaim: {{ claim }}"
-    sampling = WrapperSampling(max_tokens=160)
+    sampling = WrapperSampling(max_tokens=160, repetition_penalty=1.3)
     examples = (
         Example(
             input={"context": "The Eiffel Tower is in Paris. It was completed in 1889.", "claim": "The Eiffel Tower was completed in 1889."},

@@ -35,7 +35,7 @@ class Rewrite(Wrapper):
         "short as possible. simple: plain words for any reader. persuasive: convincing."
     )
     template = "Tone: {{ tone }}\nText: {{ text }}"
-    sampling = WrapperSampling(max_tokens=220)
+    sampling = WrapperSampling(max_tokens=220, repetition_penalty=1.3)
     examples = (
         Example(input={"text": "hey, send me the report asap", "tone": "formal"}),
         Example(input={"text": "We regret to inform you that your application was not successful.", "tone": "friendly"}),
@@ -60,7 +60,7 @@ class Translate(Wrapper):
 
     instructions = "You translate a text into the target language faithfully, keeping names, numbers and formatting."
     template = "Target language: {{ target_language }}\nText: {{ text }}"
-    sampling = WrapperSampling(max_tokens=260)
+    sampling = WrapperSampling(max_tokens=260, repetition_penalty=1.3)
     examples = (
         Example(input={"text": "Good morning, how are you?", "target_language": "French"}),
         Example(input={"text": "The train leaves at 8 o'clock.", "target_language": "Spanish"}),
@@ -85,7 +85,7 @@ class Redact(Wrapper):
         "numbers, street addresses, account or ID numbers) with [REDACTED]. Leave everything else unchanged."
     )
     template = "Text: {{ text }}"
-    sampling = WrapperSampling(max_tokens=220)
+    sampling = WrapperSampling(max_tokens=220, repetition_penalty=1.3)
     examples = (
         Example(input={"text": "Please contact Jane Doe at jane.doe@example.com."}),
         Example(input={"text": "Call Bob on +44 20 7946 0958 about the delivery."}),
