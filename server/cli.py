@@ -57,7 +57,9 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as error:
         sock.close()
         if error.errno == errno.EADDRINUSE:
-            _fail(f"port {port} on {host} is already in use; stop the other server or pass --port / WRAPSERVE_PORT")
+            _fail(
+                f"port {port} on {host} is already in use; stop the other server or pass --port / WRAPSERVE_PORT"
+            )
         _fail(f"cannot listen on {host}:{port}: {error.strerror}")
     sock.listen(2048)
     return sock
@@ -134,7 +136,10 @@ def serve(
 
     state.on_fatal = stop
     logging.getLogger("wrapserve").info(
-        "listening on http://%s:%d (model %s, engine starting)", settings.host, sock.getsockname()[1], manifest.id
+        "listening on http://%s:%d (model %s, engine starting)",
+        settings.host,
+        sock.getsockname()[1],
+        manifest.id,
     )
     if engine_log:
         logging.getLogger("wrapserve").info("engine (vLLM) output goes to %s", engine_log)

@@ -128,7 +128,11 @@ class KvCacheProbe:
                 pass
 
             def record(
-                self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None, engine_idx: int = 0
+                self,
+                scheduler_stats: Any,
+                iteration_stats: Any,
+                mm_cache_stats: Any = None,
+                engine_idx: int = 0,
             ) -> None:
                 if scheduler_stats is not None:
                     probe.usage = float(scheduler_stats.kv_cache_usage)

@@ -188,7 +188,9 @@ def _has_variable_repeat(items: Any) -> bool:
             low, high, body = arg
             if low != high or _has_variable_repeat(body):
                 return True
-        elif (op == sre_parse.SUBPATTERN and _has_variable_repeat(arg[-1])) or (op == sre_parse.BRANCH and any(_has_variable_repeat(branch) for branch in arg[1])):
+        elif (op == sre_parse.SUBPATTERN and _has_variable_repeat(arg[-1])) or (
+            op == sre_parse.BRANCH and any(_has_variable_repeat(branch) for branch in arg[1])
+        ):
             return True
     return False
 

@@ -56,12 +56,16 @@ def lock_problems(wrappers: Iterable[type[Wrapper]], lock: Mapping[str, str]) ->
     return problems
 
 
-def write_lock(wrappers: Iterable[type[Wrapper]], path: Path = LOCK_PATH, *, force: bool = False) -> dict[str, str]:
+def write_lock(
+    wrappers: Iterable[type[Wrapper]], path: Path = LOCK_PATH, *, force: bool = False
+) -> dict[str, str]:
     """Write the lock for ``wrappers``; changed fingerprints need ``force``."""
     current = compute_lock(wrappers)
     changed = [ref for ref, fp in read_lock(path).items() if ref in current and current[ref] != fp]
     if changed and not force:
-        raise ValueError(f"fingerprints changed without a version bump: {', '.join(changed)}; bump the version")
+        raise ValueError(
+            f"fingerprints changed without a version bump: {', '.join(changed)}; bump the version"
+        )
     path.write_text(json.dumps(current, indent=2) + "\n")
     return current
 
@@ -70,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     from wrappers.catalogue import BUILTINS
 
     parser = argparse.ArgumentParser(prog="python -m wrappers.lock", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 when the lock is out of date")
+    parser.add_argument(
+        "--check", action="store_true", help="only check; exit 1 when the lock is out of date"
+    )
     parser.add_argument("--force", action="store_true", help="overwrite changed fingerprints")
     args = parser.parse_args(argv)
     if args.check:

@@ -51,7 +51,9 @@ def test_examples_are_valid_inputs_with_meaningful_expectations(wrapper: type[Wr
 
 @pytest.mark.parametrize("wrapper", BUILTINS, ids=_ids)
 def test_output_schemas_compile_to_a_grammar(wrapper: type[Wrapper], compiler: GrammarCompiler) -> None:
-    schemas = [wrapper.output_schema(wrapper.Input.model_validate(example.input)) for example in wrapper.examples]
+    schemas = [
+        wrapper.output_schema(wrapper.Input.model_validate(example.input)) for example in wrapper.examples
+    ]
     static = wrapper.static_schema()
     if static is not None:
         assert all(schema == static for schema in schemas)

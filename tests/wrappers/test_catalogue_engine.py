@@ -21,7 +21,15 @@ from wrappers.catalogue import BUILTINS
 # (greedy decoding; batch composition can still shift a borderline answer). The rest are
 # counted and printed, not asserted: that is what evals are for.
 RELIABLE: frozenset[tuple[str, int]] = frozenset(
-    {("sentiment", 0), ("sentiment", 1), ("classify", 0), ("intent", 0), ("language", 0), ("extract", 1), ("extract", 2)}
+    {
+        ("sentiment", 0),
+        ("sentiment", 1),
+        ("classify", 0),
+        ("intent", 0),
+        ("language", 0),
+        ("extract", 1),
+        ("extract", 2),
+    }
 )
 
 Tally = dict[str, tuple[int, int]]
@@ -46,14 +54,20 @@ def test_every_golden_input_gives_a_valid_typed_answer(
     http: httpx.Client, wrapper: type[Wrapper], golden_tally: Tally
 ) -> None:
     inputs = [example.input for example in wrapper.examples]
-    response = http.post(f"/v1/wrappers/{wrapper.name}/batch", json={"inputs": inputs, "version": wrapper.version})
+    response = http.post(
+        f"/v1/wrappers/{wrapper.name}/batch", json={"inputs": inputs, "version": wrapper.version}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert [item["index"] for item in body["results"]] == list(range(len(inputs)))
     passed = checked = 0
     for index, (example, item) in enumerate(zip(wrapper.examples, body["results"], strict=True)):
         assert "error" not in item, f"{wrapper.ref()} example {index}: {item}"
-        assert (item["wrapper"], item["version"], item["fingerprint"]) == (wrapper.name, wrapper.version, wrapper.fingerprint())
+        assert (item["wrapper"], item["version"], item["fingerprint"]) == (
+            wrapper.name,
+            wrapper.version,
+            wrapper.fingerprint(),
+        )
         assert item["finish_reason"] == "stop"
         data = wrapper.Input.model_validate(example.input)
         output = item["output"]

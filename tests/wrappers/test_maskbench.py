@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -73,7 +72,9 @@ def describe(value: Any, prefix: str = "", limit: int = 30) -> str:
 def outcome(schema: Any, item: dict[str, Any]) -> str:
     """Classify one batch item, failing the test on anything that is not a clear outcome."""
     if "error" not in item:
-        jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(item["output"])
+        jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(
+            item["output"]
+        )
         return "200 valid"
     error, status = item["error"], item["status"]
     assert error["message"], item
@@ -104,10 +105,14 @@ def test_real_world_schemas_end_clearly(http: httpx.Client, request: pytest.Fixt
         for (name, schema, _), item in zip(chunk, response.json()["results"], strict=True):
             result = outcome(schema, item)
             tally[result] += 1
-            report.append(f"  {name}: {result}" + (f" ({item['error']['message'][:100]})" if "error" in item else ""))
+            report.append(
+                f"  {name}: {result}" + (f" ({item['error']['message'][:100]})" if "error" in item else "")
+            )
     assert sum(tally.values()) == len(cases)
     summary = ", ".join(f"{key}: {count}" for key, count in sorted(tally.items()))
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"\nMaskBench sample of {len(cases)} schemas via extract: {summary}\n" + "\n".join(report))
+        reporter.write_line(
+            f"\nMaskBench sample of {len(cases)} schemas via extract: {summary}\n" + "\n".join(report)
+        )
     assert tally["200 valid"] > 0, "no schema in the sample produced a valid answer"

@@ -11,8 +11,36 @@ from wrappers.base import Example, Wrapper, WrapperSampling
 __all__ = ["Classify", "DetectLanguage", "Intent", "Sentiment"]
 
 Language = Literal[
-    "en", "es", "fr", "de", "it", "pt", "nl", "sv", "da", "no", "fi", "pl", "cs", "ro", "hu", "el",
-    "ru", "uk", "tr", "ar", "he", "fa", "hi", "bn", "zh", "ja", "ko", "vi", "th", "id",
+    "en",
+    "es",
+    "fr",
+    "de",
+    "it",
+    "pt",
+    "nl",
+    "sv",
+    "da",
+    "no",
+    "fi",
+    "pl",
+    "cs",
+    "ro",
+    "hu",
+    "el",
+    "ru",
+    "uk",
+    "tr",
+    "ar",
+    "he",
+    "fa",
+    "hi",
+    "bn",
+    "zh",
+    "ja",
+    "ko",
+    "vi",
+    "th",
+    "id",
 ]
 
 
@@ -35,9 +63,17 @@ class Sentiment(Wrapper):
     template = "Text: {{ text }}"
     sampling = WrapperSampling(max_tokens=16)
     examples = (
-        Example(input={"text": "I love this phone, the battery lasts for days!"}, expected={"label": "positive"}),
-        Example(input={"text": "Terrible service. I waited two hours and nobody helped me."}, expected={"label": "negative"}),
-        Example(input={"text": "The meeting is scheduled for 3pm on Tuesday."}, accept={"label": ["neutral", "positive"]}),
+        Example(
+            input={"text": "I love this phone, the battery lasts for days!"}, expected={"label": "positive"}
+        ),
+        Example(
+            input={"text": "Terrible service. I waited two hours and nobody helped me."},
+            expected={"label": "negative"},
+        ),
+        Example(
+            input={"text": "The meeting is scheduled for 3pm on Tuesday."},
+            accept={"label": ["neutral", "positive"]},
+        ),
     )
 
 
@@ -55,7 +91,9 @@ class Classify(Wrapper):
         @field_validator("labels")
         @classmethod
         def _distinct(cls, labels: list[str]) -> list[str]:
-            if len(set(labels)) != len(labels) or any(not label.strip() or len(label) > 100 for label in labels):
+            if len(set(labels)) != len(labels) or any(
+                not label.strip() or len(label) > 100 for label in labels
+            ):
                 raise ValueError("labels must be distinct, non-empty and at most 100 characters")
             return labels
 
@@ -71,15 +109,24 @@ class Classify(Wrapper):
     sampling = WrapperSampling(max_tokens=64)
     examples = (
         Example(
-            input={"text": "My card was charged twice for one order.", "labels": ["billing", "shipping", "technical"]},
+            input={
+                "text": "My card was charged twice for one order.",
+                "labels": ["billing", "shipping", "technical"],
+            },
             expected={"label": "billing"},
         ),
         Example(
-            input={"text": "The app crashes whenever I open settings.", "labels": ["billing", "shipping", "technical"]},
+            input={
+                "text": "The app crashes whenever I open settings.",
+                "labels": ["billing", "shipping", "technical"],
+            },
             expected={"label": "technical"},
         ),
         Example(
-            input={"text": "Where is my parcel? It was due last week.", "labels": ["billing", "shipping", "technical"]},
+            input={
+                "text": "Where is my parcel? It was due last week.",
+                "labels": ["billing", "shipping", "technical"],
+            },
             expected={"label": "shipping"},
         ),
     )
@@ -116,7 +163,9 @@ class Intent(Wrapper):
         def _names(cls, intents: dict[str, str]) -> dict[str, str]:
             for intent, meaning in intents.items():
                 if not intent.strip() or len(intent) > 64 or len(meaning) > 300:
-                    raise ValueError("intent names must be non-empty, at most 64 characters; meanings at most 300")
+                    raise ValueError(
+                        "intent names must be non-empty, at most 64 characters; meanings at most 300"
+                    )
             if "other" in intents:
                 raise ValueError("'other' is reserved for messages that fit no intent")
             return intents
@@ -137,21 +186,33 @@ class Intent(Wrapper):
         Example(
             input={
                 "message": "I want to cancel my subscription today.",
-                "intents": {"cancel_subscription": "stop a plan", "track_order": "where a parcel is", "reset_password": ""},
+                "intents": {
+                    "cancel_subscription": "stop a plan",
+                    "track_order": "where a parcel is",
+                    "reset_password": "",
+                },
             },
             accept={"intent": ["cancel_subscription"]},
         ),
         Example(
             input={
                 "message": "I forgot my password and cannot log in.",
-                "intents": {"cancel_subscription": "stop a plan", "track_order": "where a parcel is", "reset_password": ""},
+                "intents": {
+                    "cancel_subscription": "stop a plan",
+                    "track_order": "where a parcel is",
+                    "reset_password": "",
+                },
             },
             accept={"intent": ["reset_password"]},
         ),
         Example(
             input={
                 "message": "Has my package shipped yet?",
-                "intents": {"cancel_subscription": "stop a plan", "track_order": "where a parcel is", "reset_password": ""},
+                "intents": {
+                    "cancel_subscription": "stop a plan",
+                    "track_order": "where a parcel is",
+                    "reset_password": "",
+                },
             },
             accept={"intent": ["track_order"]},
         ),
@@ -192,8 +253,16 @@ class DetectLanguage(Wrapper):
     template = "Text: {{ text }}"
     sampling = WrapperSampling(max_tokens=16)
     examples = (
-        Example(input={"text": "The weather is lovely today and we are going to the beach."}, expected={"language": "en"}),
-        Example(input={"text": "Bonjour, je voudrais réserver une table pour deux personnes ce soir."}, accept={"language": ["fr"]}),
-        Example(input={"text": "Ich habe heute keine Zeit, weil ich arbeiten muss."}, accept={"language": ["de"]}),
+        Example(
+            input={"text": "The weather is lovely today and we are going to the beach."},
+            expected={"language": "en"},
+        ),
+        Example(
+            input={"text": "Bonjour, je voudrais réserver une table pour deux personnes ce soir."},
+            accept={"language": ["fr"]},
+        ),
+        Example(
+            input={"text": "Ich habe heute keine Zeit, weil ich arbeiten muss."}, accept={"language": ["de"]}
+        ),
         Example(input={"text": "¿Dónde está la estación de tren más cercana?"}, accept={"language": ["es"]}),
     )

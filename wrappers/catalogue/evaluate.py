@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from wrappers.base import Example, Wrapper, WrapperSampling
-from wrappers.catalogue.text import Prose
+from wrappers.catalogue.text import prose
 
 __all__ = ["Compare", "FactCheck", "Grade"]
 
@@ -21,10 +21,12 @@ class Grade(Wrapper):
     class Input(BaseModel):
         response: str = Field(min_length=1, max_length=10_000, description="The text being graded.")
         rubric: str = Field(min_length=1, max_length=3_000, description="What a good response does.")
-        task: str = Field(default="", max_length=3_000, description="The question or task the response answers.")
+        task: str = Field(
+            default="", max_length=3_000, description="The question or task the response answers."
+        )
 
     class Output(BaseModel):
-        rationale: Prose(6, "Why this score, in one or two sentences.")
+        rationale: Annotated[str, prose(6, "Why this score, in one or two sentences.")]
         score: int = Field(ge=1, le=5, description="1 = fails the rubric, 5 = fully meets it.")
 
     instructions = (
@@ -32,18 +34,21 @@ class Grade(Wrapper):
         "rubric, then give a score: 1 fails it, 2 mostly misses it, 3 partly meets it, 4 mostly meets it, "
         "5 fully meets it."
     )
-    template = (
-        "{% if task %}Task: {{ task }}\n{% endif %}"
-        "Rubric: {{ rubric }}\n"
-        "Response: {{ response }}"
-    )
+    template = "{% if task %}Task: {{ task }}\n{% endif %}Rubric: {{ rubric }}\nResponse: {{ response }}"
     sampling = WrapperSampling(max_tokens=160, repetition_penalty=1.3)
     examples = (
         Example(
-            input={"task": "What is the capital of France?", "rubric": "Names the correct capital.", "response": "Paris."},
+            input={
+                "task": "What is the capital of France?",
+                "rubric": "Names the correct capital.",
+                "response": "Paris.",
+            },
         ),
         Example(
-            input={"rubric": "Is polite and offers a concrete next step.", "response": "Whatever. Not my problem."},
+            input={
+                "rubric": "Is polite and offers a concrete next step.",
+                "response": "Whatever. Not my problem.",
+            },
         ),
         Example(
             input={
@@ -68,7 +73,7 @@ class Compare(Wrapper):
         criteria: str = Field(default="", max_length=2_000, description="What 'better' means here.")
 
     class Output(BaseModel):
-        rationale: Prose(6, "Why, in one or two sentences.")
+        rationale: Annotated[str, prose(6, "Why, in one or two sentences.")]
         winner: Literal["a", "b", "tie"]
 
     instructions = (
@@ -101,7 +106,9 @@ class Compare(Wrapper):
 class FactCheck(Wrapper):
     name = "fact_check"
     version = "1.0.0"
-    description = "Is a claim supported, contradicted, or not addressed by a given context? With an evidence quote."
+    description = (
+        "Is a claim supported, contradicted, or not addressed by a given context? With an evidence quote."
+    )
     task = "evaluate"
 
     class Input(BaseModel):
@@ -109,7 +116,7 @@ class FactCheck(Wrapper):
         context: str = Field(min_length=1, max_length=20_000, description="The only source to judge by.")
 
     class Output(BaseModel):
-        evidence: Prose(4, "The sentence of the context that bears on the claim, or 'none'.")
+        evidence: Annotated[str, prose(4, "The sentence of the context that bears on the claim, or 'none'.")]
         verdict: Literal["supported", "contradicted", "not_enough_info"]
 
     instructions = (
@@ -121,13 +128,22 @@ class FactCheck(Wrapper):
     sampling = WrapperSampling(max_tokens=160, repetition_penalty=1.3)
     examples = (
         Example(
-            input={"context": "The Eiffel Tower is in Paris. It was completed in 1889.", "claim": "The Eiffel Tower was completed in 1889."},
+            input={
+                "context": "The Eiffel Tower is in Paris. It was completed in 1889.",
+                "claim": "The Eiffel Tower was completed in 1889.",
+            },
             accept={"verdict": ["supported"]},
         ),
         Example(
-            input={"context": "The meeting was moved from Monday to Wednesday.", "claim": "The meeting is on Monday."},
+            input={
+                "context": "The meeting was moved from Monday to Wednesday.",
+                "claim": "The meeting is on Monday.",
+            },
         ),
         Example(
-            input={"context": "Our shop sells bicycles and helmets.", "claim": "The shop is open on Sundays."},
+            input={
+                "context": "Our shop sells bicycles and helmets.",
+                "claim": "The shop is open on Sundays.",
+            },
         ),
     )

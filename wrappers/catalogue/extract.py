@@ -8,12 +8,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, RootModel
 
 from wrappers.base import Example, Wrapper, WrapperSampling
-from wrappers.catalogue.text import NAME_WORD, Phrase
+from wrappers.catalogue.text import NAME_WORD, phrase
 
 __all__ = ["Contact", "Entities", "Extract", "Invoice", "Keywords"]
 
 # Generated strings are bounded in words, not maxLength (see wrappers/catalogue/text.py).
-Name = Phrase(3, word=NAME_WORD)
+Name = Annotated[str, phrase(3, word=NAME_WORD)]
 
 
 class Extract(Wrapper):
@@ -84,14 +84,16 @@ class Extract(Wrapper):
 
 
 class Entity(BaseModel):
-    text: Phrase(3, "The entity exactly as written in the text.", word=NAME_WORD)
+    text: Annotated[str, phrase(3, "The entity exactly as written in the text.", word=NAME_WORD)]
     type: Literal["PERSON", "ORG", "LOCATION", "DATE", "MONEY", "PRODUCT", "EVENT", "OTHER"]
 
 
 class Entities(Wrapper):
     name = "entities"
     version = "1.0.0"
-    description = "Up to 4 named entities in a text: people, organisations, places, dates, amounts, products, events."
+    description = (
+        "Up to 4 named entities in a text: people, organisations, places, dates, amounts, products, events."
+    )
     task = "extract"
 
     class Input(BaseModel):
@@ -119,7 +121,9 @@ class Entities(Wrapper):
 class Contact(Wrapper):
     name = "contact"
     version = "1.0.0"
-    description = "A contact card from a text such as an e-mail signature: name, e-mail, phone, company, title."
+    description = (
+        "A contact card from a text such as an e-mail signature: name, e-mail, phone, company, title."
+    )
     task = "extract"
 
     class Input(BaseModel):
@@ -142,7 +146,9 @@ class Contact(Wrapper):
     sampling = WrapperSampling(max_tokens=200)
     examples = (
         Example(
-            input={"text": "Best regards,\nJohn Smith\nSales Manager, Acme Corp\njohn.smith@acme.com | +1 555 123 4567"},
+            input={
+                "text": "Best regards,\nJohn Smith\nSales Manager, Acme Corp\njohn.smith@acme.com | +1 555 123 4567"
+            },
             accept={"email": ["john.smith@acme.com"]},
         ),
         Example(
@@ -181,11 +187,15 @@ class Invoice(Wrapper):
     sampling = WrapperSampling(max_tokens=200)
     examples = (
         Example(
-            input={"text": "INVOICE INV-2024-0042\nDate: 2024-03-15\nFrom: Blue Ocean Ltd\nTo: Northwind Traders\nTotal due: 1250.00 EUR"},
+            input={
+                "text": "INVOICE INV-2024-0042\nDate: 2024-03-15\nFrom: Blue Ocean Ltd\nTo: Northwind Traders\nTotal due: 1250.00 EUR"
+            },
             accept={"number": ["INV-2024-0042"], "currency": ["EUR"]},
         ),
         Example(
-            input={"text": "Invoice #7781, issued 2023-11-02 by Acme Inc. to John Doe. Amount: $89.99 (USD)."},
+            input={
+                "text": "Invoice #7781, issued 2023-11-02 by Acme Inc. to John Doe. Amount: $89.99 (USD)."
+            },
             accept={"currency": ["USD"]},
         ),
         Example(input={"text": "Bill no. 55 — Café Central — total GBP 12.40 — 1 January 2025"}),
@@ -202,7 +212,7 @@ class Keywords(Wrapper):
         text: str = Field(min_length=1, max_length=20_000)
 
     class Output(BaseModel):
-        keywords: list[Phrase(3, word="[a-z0-9]+")] = Field(min_length=1, max_length=5)
+        keywords: list[Annotated[str, phrase(3, word="[a-z0-9]+")]] = Field(min_length=1, max_length=5)
 
     instructions = (
         "You tag a text with short keywords (one to three words each, lowercase), most important first, "

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
 
 from wrappers.base import Example, Wrapper, WrapperSampling
-from wrappers.catalogue.text import Phrase, Prose
+from wrappers.catalogue.text import phrase, prose
 
 __all__ = ["Report", "Summarize"]
 
-Point = Prose(3, "one short sentence")
+Point = Annotated[str, prose(3, "one short sentence")]
 
 
 class Report(Wrapper):
@@ -23,7 +25,7 @@ class Report(Wrapper):
         audience: str = Field(default="", max_length=200, description="Who the report is for.")
 
     class Output(BaseModel):
-        title: Phrase(5, "a few words")
+        title: Annotated[str, phrase(5, "a few words")]
         key_points: list[Point] = Field(min_length=1)
         risks: list[Point]
         actions: list[Point]
@@ -66,9 +68,11 @@ class Summarize(Wrapper):
         text: str = Field(min_length=1, max_length=30_000)
 
     class Output(BaseModel):
-        summary: Prose(8, "one to three sentences")
+        summary: Annotated[str, prose(8, "one to three sentences")]
 
-    instructions = "You summarise a text in one to three sentences, keeping its main facts and adding nothing."
+    instructions = (
+        "You summarise a text in one to three sentences, keeping its main facts and adding nothing."
+    )
     template = "Text: {{ text }}"
     sampling = WrapperSampling(max_tokens=160, repetition_penalty=1.3)
     examples = (
@@ -78,7 +82,11 @@ class Summarize(Wrapper):
                 "and will take three months. Parking on one side of the street will be removed."
             }
         ),
-        Example(input={"text": "Water boils at 100 degrees Celsius at sea level, and at lower temperatures at altitude."}),
+        Example(
+            input={
+                "text": "Water boils at 100 degrees Celsius at sea level, and at lower temperatures at altitude."
+            }
+        ),
         Example(
             input={
                 "text": "Our support team answered 1,200 tickets in March, 20% more than in February. "

@@ -11,11 +11,11 @@ validates answers stays linear and ``server.grammar`` accepts them.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import Field
 
-__all__ = ["NAME_WORD", "Phrase", "Prose", "sentences", "words"]
+__all__ = ["NAME_WORD", "phrase", "prose", "sentences", "words"]
 
 # One character of a JSON string that needs no escape, excluding clause ends. Commas count:
 # a model stopped from repeating sentences goes on with ", and ..." otherwise.
@@ -45,11 +45,11 @@ def words(limit: int, word: str = _WORD) -> str:
     return "^(" + "|".join(" ".join([word] * count) for count in range(1, limit + 1)) + ")$"
 
 
-def Prose(limit: int, description: str) -> Any:  # noqa: N802 - reads as a type in annotations
-    """A string field of at most ``limit`` clauses (sentences, or parts of one between commas)."""
-    return Annotated[str, Field(pattern=sentences(limit), description=description)]
+def prose(limit: int, description: str) -> Any:
+    """Field metadata for a string of at most ``limit`` clauses: ``Annotated[str, prose(...)]``."""
+    return Field(pattern=sentences(limit), description=description)
 
 
-def Phrase(limit: int, description: str = "", word: str = _WORD) -> Any:  # noqa: N802 - reads as a type
-    """A string field of at most ``limit`` words (a name, a title, a keyword)."""
-    return Annotated[str, Field(pattern=words(limit, word), description=description or f"at most {limit} words")]
+def phrase(limit: int, description: str = "", word: str = _WORD) -> Any:
+    """Field metadata for a string of at most ``limit`` words (a name, a title, a keyword)."""
+    return Field(pattern=words(limit, word), description=description or f"at most {limit} words")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from wrappers.base import Example, Wrapper, WrapperSampling
-from wrappers.catalogue.text import Prose
+from wrappers.catalogue.text import prose
 
 __all__ = ["Redact", "Rewrite", "Translate"]
 
@@ -27,7 +27,7 @@ class Rewrite(Wrapper):
         tone: Literal["formal", "friendly", "concise", "simple", "persuasive"] = "formal"
 
     class Output(BaseModel):
-        text: Prose(SENTENCES, "the rewritten text")
+        text: Annotated[str, prose(SENTENCES, "the rewritten text")]
 
     instructions = (
         "You rewrite a text in the requested tone. Keep every fact and the language of the original; "
@@ -38,8 +38,18 @@ class Rewrite(Wrapper):
     sampling = WrapperSampling(max_tokens=220, repetition_penalty=1.3)
     examples = (
         Example(input={"text": "hey, send me the report asap", "tone": "formal"}),
-        Example(input={"text": "We regret to inform you that your application was not successful.", "tone": "friendly"}),
-        Example(input={"text": "In the event that you are unable to attend, please let us know.", "tone": "concise"}),
+        Example(
+            input={
+                "text": "We regret to inform you that your application was not successful.",
+                "tone": "friendly",
+            }
+        ),
+        Example(
+            input={
+                "text": "In the event that you are unable to attend, please let us know.",
+                "tone": "concise",
+            }
+        ),
     )
 
 
@@ -56,9 +66,11 @@ class Translate(Wrapper):
         ]
 
     class Output(BaseModel):
-        translation: Prose(SENTENCES, "the translated text")
+        translation: Annotated[str, prose(SENTENCES, "the translated text")]
 
-    instructions = "You translate a text into the target language faithfully, keeping names, numbers and formatting."
+    instructions = (
+        "You translate a text into the target language faithfully, keeping names, numbers and formatting."
+    )
     template = "Target language: {{ target_language }}\nText: {{ text }}"
     sampling = WrapperSampling(max_tokens=260, repetition_penalty=1.3)
     examples = (
@@ -71,14 +83,16 @@ class Translate(Wrapper):
 class Redact(Wrapper):
     name = "redact"
     version = "1.0.0"
-    description = "The text with personal data (names, e-mails, phone numbers, addresses) replaced by [REDACTED]."
+    description = (
+        "The text with personal data (names, e-mails, phone numbers, addresses) replaced by [REDACTED]."
+    )
     task = "transform"
 
     class Input(BaseModel):
         text: str = Field(min_length=1, max_length=MAX_TEXT)
 
     class Output(BaseModel):
-        redacted: Prose(SENTENCES, "the text with personal data replaced")
+        redacted: Annotated[str, prose(SENTENCES, "the text with personal data replaced")]
 
     instructions = (
         "You copy a text, replacing every piece of personal data (people's names, e-mail addresses, phone "
