@@ -77,7 +77,7 @@ def test_every_golden_input_gives_a_valid_typed_answer(
             failures = example.failures(output)
             checked += 1
             passed += not failures
-            print(f"{wrapper.name}[{index}] {'ok' if not failures else failures} -> {output}")
+            print(f"{wrapper.name}[{index}] {failures or 'ok'} -> {output}")
             if (wrapper.name, index) in RELIABLE:
                 assert not failures, f"{wrapper.ref()} example {index}: {failures}"
         else:
