@@ -76,6 +76,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         help="VLLM_CPU_OMP_THREADS_BIND for both engines, e.g. 1 on a shared box",
     )
     parser.add_argument("--no-eager", action="store_true", help="let vLLM compile (slow start on CPU)")
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        help="weights' dtype for both servers (default: float32 on CPU, bfloat16 on GPU)",
+    )
     parser.add_argument("--load-format", default="auto", help="'dummy' for random weights from config.json")
     parser.add_argument("--maskbench", type=Path, default=compile_bench.MASKBENCH)
     return parser.parse_args(argv)
@@ -183,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         enforce_eager=not args.no_eager,
         backend=args.backend,
         load_format=args.load_format,
+        dtype=args.dtype or ("bfloat16" if shutil.which("nvidia-smi") else "float32"),
         kv_cache_gib=args.kv_cache_gib or None,
         cpu_bind=args.cpu_bind,
     )

@@ -42,7 +42,9 @@ class ServerConfig:
     model_id: str = "smollm2-135m-instruct"
     weights_dir: Path = Path.home() / ".cache" / "wrapserve" / "models"
     max_model_len: int = 8192
-    dtype: str = "bfloat16"
+    # Both servers run this dtype. fp32 is the CPU default (the manifest's cpu_dtype): bf16
+    # matmuls fall back to a slow torch path on the build machine's CPU.
+    dtype: str = "float32"
     memory_fraction: float = 0.15  # on CPU: share of NUMA node 0's RAM for weights + KV cache
     enforce_eager: bool = True
     backend: str = "outlines"
@@ -153,6 +155,7 @@ class Servers:
             "WRAPSERVE_WEIGHTS_DIR": str(config.weights_dir),
             "WRAPSERVE_MODEL": config.model_id,
             "WRAPSERVE_MAX_MODEL_LEN": str(config.max_model_len),
+            "WRAPSERVE_DTYPE": config.dtype,
             "WRAPSERVE_GPU_MEMORY_UTILIZATION": str(config.memory_fraction),
             "WRAPSERVE_ENFORCE_EAGER": str(config.enforce_eager).lower(),
             "WRAPSERVE_STRUCTURED_OUTPUT_BACKEND": config.backend,

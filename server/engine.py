@@ -60,7 +60,7 @@ def _engine_args(settings: Settings, manifest: ModelManifest, weights: Path, dev
     options: dict[str, Any] = {
         "model": str(weights),
         "served_model_name": [manifest.id],
-        "dtype": manifest.dtype,
+        "dtype": settings.dtype or (on_cpu and manifest.cpu_dtype) or manifest.dtype,
         "max_model_len": settings.max_model_len or manifest.max_model_len,
         "enforce_eager": on_cpu if settings.enforce_eager is None else settings.enforce_eager,
         "gpu_memory_utilization": settings.gpu_memory_utilization
@@ -223,6 +223,9 @@ class VllmEngine:
             seed=sampling.seed,
             logprobs=sampling.logprobs,
             repetition_penalty=sampling.repetition_penalty,
+            frequency_penalty=sampling.frequency_penalty,
+            presence_penalty=sampling.presence_penalty,
+            ignore_eos=sampling.ignore_eos,
             structured_outputs=structured,
             output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
         )

@@ -127,7 +127,29 @@ def _split(regex: str, limit: int) -> tuple[str, str]:
     return "".join(prefix), regex[index:]
 
 
+def _literal(char: str) -> str:
+    """``char`` as a regex both Python's ``re`` and the engine's Rust regex read the same."""
+    return "\\" + char if char in _META else char
+
+
 def split_forced_prefix(regex: str, max_chars: int = 256) -> ForcedPrefix:
-    """Split the literal text every match of ``regex`` starts with from the rest of the regex."""
+    """Split the literal text every match of ``regex`` starts with from the rest of the regex.
+
+    The prefix's closing punctuation (``":"`` of ``{"title":"``) stays in the remainder, for
+    two reasons. The engine's grammar then opens with a literal: outlines_core builds the
+    token index of a regex that opens with a character class many times slower (measured
+    0.3 s against 34 s for a 16-sentence text field whose opening quote was split off). And
+    the prompt ends where a tokenizer splits anyway (after a word), so the model decodes the
+    tokens it would have chosen itself (``":"`` is one token in common vocabularies) instead
+    of continuing from half of one, which derails a small model. One or two decode steps are
+    the price.
+    """
     prefix, remainder = _split(regex, max_chars)
-    return ForcedPrefix(prefix, remainder)
+    kept = len(prefix)
+    while kept and not (prefix[kept - 1].isalnum() or prefix[kept - 1] == "_"):
+        kept -= 1
+    kept = min(kept, len(prefix) - 1)  # at least one literal opens the remainder
+    if kept <= 0:
+        return ForcedPrefix("", regex)
+    held = "".join(_literal(char) for char in prefix[kept:])
+    return ForcedPrefix(prefix[:kept], held + remainder)

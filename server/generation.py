@@ -44,6 +44,9 @@ class Sampling:
     seed: int | None = None
     logprobs: int | None = None  # top-k alternatives per generated token; None = off
     repetition_penalty: float = 1.0  # > 1 discourages the loops greedy decoding falls into
+    frequency_penalty: float = 0.0  # OpenAI's: by how often a token already appears in the output
+    presence_penalty: float = 0.0  # OpenAI's: whether a token already appears in the output
+    ignore_eos: bool = False  # generate max_tokens whatever the model says (load tests, benchmarks)
 
 
 @dataclass(frozen=True, slots=True)

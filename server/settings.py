@@ -39,6 +39,8 @@ class Settings(BaseSettings):
 
     # Engine (passed to vLLM). None means "the engine's default for this device".
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Weights' dtype; None: the manifest's (its cpu_dtype on CPU).
+    dtype: Literal["bfloat16", "float16", "float32"] | None = None
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
     # KV cache size in GiB. On CPU it defaults to a fixed size: vLLM's share-of-node-RAM

@@ -10,8 +10,7 @@ import asyncio
 import json
 import logging
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.admission import Admission
 from server.decoding import DecodeMode, Decoder, DecodeSettings
-from server.generation import ChatMessage, Engine, GenerationRequest, Sampling
+from server.generation import ChatMessage, Engine, Sampling
 from server.grammar import CompiledGrammar, GrammarCompiler
 from server.limits import Limits
 from wrappers.base import Wrapper
@@ -122,6 +121,7 @@ class WrapperService:
             temperature=wrapper.sampling.temperature if options.temperature is None else options.temperature,
             top_p=options.top_p or wrapper.sampling.top_p,
             seed=options.seed,
+            frequency_penalty=wrapper.sampling.frequency_penalty,
             repetition_penalty=wrapper.sampling.repetition_penalty,
         )
 
@@ -205,38 +205,26 @@ class WrapperService:
     # -- start-up ------------------------------------------------------------------------
 
     async def warm_up(self, engine: Engine) -> float:
-        """Compile every static output schema and have the engine build its grammar index.
+        """Compile every wrapper's grammar and make its first call as fast as its hundredth.
 
-        One short constrained generation per schema makes vLLM compile and cache the
-        grammar now, so a wrapper's first real call is as fast as its hundredth.
+        Each wrapper with an example is called once on it, the way a real first call runs
+        (label scoring or forced-prefix decoding), but stopped after one token: vLLM builds
+        and caches the grammar index, keeps the prompt's static part (instructions, schema,
+        examples) in its prefix cache, and runs each code path once.
         """
         started = time.perf_counter()
         await asyncio.to_thread(self.grammars.warm_up)
-        requests = []
+        calls: list[Coroutine[Any, Any, object]] = []
         for wrapper in self.registry:
-            schema = wrapper.static_schema()
-            example = wrapper.examples[0].input if wrapper.examples else None
-            if schema is None and example is not None:
-                schema = wrapper.output_schema(self.parse_input(wrapper, example))
-            if schema is None:
-                continue
-            grammar = await self.grammars.compile(schema)
-            # Warm the constraint decoding will use: the regex after the forced prefix.
-            mode = "generate" if self.decoder.settings.forced_prefix else "plain"
-            prefix, constraint = self.decoder.constraint(grammar, mode)
-            prompt = engine.encode_chat(
-                [ChatMessage(role="user", content="warm-up")], assistant_prefix=prefix
-            )
-            requests.append(
-                engine.generate(
-                    GenerationRequest(
-                        f"warmup-{uuid.uuid4().hex}", prompt, Sampling(max_tokens=1), constraint
-                    )
-                )
-            )
-        for outcome in await asyncio.gather(*requests, return_exceptions=True):
+            if (schema := wrapper.static_schema()) is not None:  # also for decode modes not warmed
+                calls.append(self.grammars.compile(schema))
+            if wrapper.examples:
+                calls.append(self.invoke(wrapper, wrapper.examples[0].input, InvokeOptions(max_tokens=1)))
+        for outcome in await asyncio.gather(*calls, return_exceptions=True):
+            if isinstance(outcome, OutputTruncated):
+                continue  # the expected end of a one-token call
             if isinstance(outcome, WrapserveError):  # e.g. an index slow to build on a busy machine
-                log.warning("grammar warm-up: %s (it is built on first use instead)", outcome.message)
+                log.warning("warm-up: %s (built on first use instead)", outcome.message)
             elif isinstance(outcome, BaseException):
                 raise outcome
         return time.perf_counter() - started

@@ -32,7 +32,10 @@ class WrapperSampling(BaseModel):
     temperature: float = Field(default=0.0, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
     # Small models decoding greedily repeat themselves until max_tokens; free-text wrappers
-    # set this above 1 so their answers end.
+    # set frequency_penalty (OpenAI's: counts only the answer's own tokens) so their answers
+    # end. repetition_penalty (vLLM's) also penalizes every prompt token, which fights tasks
+    # that must copy their input (rewrite, translate, redact).
+    frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
     repetition_penalty: float = Field(default=1.0, ge=1, le=2)
 
 
@@ -177,7 +180,7 @@ class Wrapper:
         """The static part, byte-identical across calls, so the prefix cache serves it."""
         parts = [cls.instructions.strip(), "Answer with one JSON object only."]
         if (schema := cls.static_schema()) is not None:
-            parts.append(f"Its JSON Schema: {_compact(_strip_titles(schema))}")
+            parts.append(f"Its JSON Schema: {_compact(_schema_for_prompt(schema))}")
         return "\n\n".join(parts)
 
     @classmethod
@@ -186,10 +189,21 @@ class Wrapper:
         return [Message(role="system", content=cls.system_prompt()), Message(role="user", content=user)]
 
 
-def _strip_titles(schema: Any) -> Any:
-    """Schema shown to the model without pydantic's noise (titles)."""
+# A pattern longer than this is left out of the prompt: the grammar enforces it anyway, and
+# a long regex (a bounded-prose pattern is ~4,800 characters, ~4,000 tokens) teaches a model
+# nothing while costing prefill on every first call and drowning the instructions.
+MAX_PROMPT_PATTERN = 64
+
+
+def _schema_for_prompt(schema: Any) -> Any:
+    """Schema shown to the model without pydantic's noise (titles) or unreadable patterns."""
     if isinstance(schema, dict):
-        return {k: _strip_titles(v) for k, v in schema.items() if k != "title" or not isinstance(v, str)}
+        return {
+            key: _schema_for_prompt(value)
+            for key, value in schema.items()
+            if not (key == "title" and isinstance(value, str))
+            and not (key == "pattern" and isinstance(value, str) and len(value) > MAX_PROMPT_PATTERN)
+        }
     if isinstance(schema, list):
-        return [_strip_titles(v) for v in schema]
+        return [_schema_for_prompt(v) for v in schema]
     return schema

@@ -69,6 +69,9 @@ async def prepare_chat(body: ChatCompletionRequest, state: ServerState, engine: 
         seed=body.seed,
         logprobs=logprobs,
         limits=limits,
+        ignore_eos=body.ignore_eos,
+        frequency_penalty=body.frequency_penalty,
+        presence_penalty=body.presence_penalty,
     )
     grammar = await output_grammar(body.response_format, tools, state.grammars)
     request = GenerationRequest(

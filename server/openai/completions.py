@@ -84,6 +84,9 @@ async def _prepare(body: CompletionRequest, state: ServerState, engine: Engine) 
         seed=body.seed,
         logprobs=body.logprobs,
         limits=limits,
+        ignore_eos=body.ignore_eos,
+        frequency_penalty=body.frequency_penalty,
+        presence_penalty=body.presence_penalty,
     )
     grammar = await output_grammar(body.response_format, None, state.grammars)
     constraint = grammar.constraint if grammar else None

@@ -82,6 +82,9 @@ def to_sampling(
     seed: int | None,
     logprobs: int | None,
     limits: Limits,
+    ignore_eos: bool | None = False,
+    frequency_penalty: float | None = None,
+    presence_penalty: float | None = None,
 ) -> Sampling:
     """Engine sampling from OpenAI's fields, with OpenAI's defaults (temperature 1)."""
     temperature = 1.0 if temperature is None else temperature
@@ -90,6 +93,10 @@ def to_sampling(
     top_p = 1.0 if top_p is None else top_p
     if not 0 < top_p <= 1:
         raise BadRequest(f"top_p must be in (0, 1], got {top_p}", param="top_p")
+    penalties = {"frequency_penalty": frequency_penalty or 0.0, "presence_penalty": presence_penalty or 0.0}
+    for name, value in penalties.items():
+        if not -2 <= value <= 2:
+            raise BadRequest(f"{name} must be between -2 and 2, got {value}", param=name)
     n = 1 if n is None else n
     if not 1 <= n <= limits.max_n:
         raise BadRequest(f"n must be between 1 and {limits.max_n}, got {n}", param="n")
@@ -101,6 +108,8 @@ def to_sampling(
         stop=_stop_sequences(stop, limits),
         seed=seed,
         logprobs=logprobs,
+        ignore_eos=bool(ignore_eos),
+        **penalties,
     )
 
 

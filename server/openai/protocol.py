@@ -129,6 +129,10 @@ class _Sampled(_Request):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    # vLLM's extension, same name: keep generating past the end-of-text token.
+    ignore_eos: bool | None = False
 
 
 class ChatCompletionRequest(_Sampled):

@@ -28,6 +28,23 @@ def test_several_prompts_and_n(client: openai.OpenAI) -> None:
     assert sorted(choice.index for choice in completion.choices) == [0, 1, 2, 3]
 
 
+def test_ignore_eos_generates_the_whole_budget(client: openai.OpenAI) -> None:
+    """vLLM's ``ignore_eos`` extension: the same greedy request that stops by itself runs to
+    max_tokens when the end-of-text token is ignored."""
+    request = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Answer with one word: is water wet?"}],
+        "max_tokens": 40,
+        "temperature": 0,
+    }
+    stopped = client.chat.completions.create(**request)
+    assert stopped.choices[0].finish_reason == "stop"
+    assert stopped.usage is not None and stopped.usage.completion_tokens < 40
+    full = client.chat.completions.create(**request, extra_body={"ignore_eos": True})
+    assert full.choices[0].finish_reason == "length"
+    assert full.usage is not None and full.usage.completion_tokens == 40
+
+
 def test_legacy_logprobs(client: openai.OpenAI) -> None:
     completion = client.completions.create(
         model=MODEL, prompt="Hello", max_tokens=4, logprobs=2, temperature=0

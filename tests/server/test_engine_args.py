@@ -41,6 +41,13 @@ def test_gpu_parallelism_passes_through_to_vllm() -> None:
     assert args.structured_outputs_config["backend"] == "xgrammar"
 
 
+def test_dtype_is_the_manifests_cpu_dtype_on_cpu_unless_set() -> None:
+    assert MANIFEST.cpu_dtype == "float32" and MANIFEST.dtype == "bfloat16"
+    assert _engine_args(Settings(), MANIFEST, Path("/w"), "cpu").dtype == "float32"
+    assert _engine_args(Settings(), MANIFEST, Path("/w"), "cuda").dtype == "bfloat16"
+    assert _engine_args(Settings(dtype="bfloat16"), MANIFEST, Path("/w"), "cpu").dtype == "bfloat16"
+
+
 def test_manifest_engine_options_override_defaults() -> None:
     manifest = MANIFEST.model_copy(update={"engine": {"max_num_batched_tokens": 4096}})
     assert _engine_args(Settings(), manifest, Path("/w"), "cpu").max_num_batched_tokens == 4096

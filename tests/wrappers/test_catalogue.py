@@ -75,3 +75,39 @@ def test_the_system_prompt_is_static_and_comes_first(wrapper: type[Wrapper]) -> 
         for value in data.model_dump().values():
             if isinstance(value, str) and len(value) > 20:
                 assert value not in one[0].content, "call input leaked into the static system prompt"
+
+
+@pytest.mark.parametrize("wrapper", BUILTINS, ids=_ids)
+def test_the_system_prompt_shows_the_schema_without_long_patterns(wrapper: type[Wrapper]) -> None:
+    """The grammar enforces patterns; a prose bound's ~4,800-character regex in the prompt
+    would cost ~4,000 tokens of prefill per call and bury the instructions."""
+    prompt = wrapper.system_prompt()
+    schema = wrapper.static_schema()
+    if schema is not None:
+        assert "Its JSON Schema:" in prompt
+        for name in schema.get("properties", {}):
+            assert f'"{name}"' in prompt, f"field {name} missing from the prompt's schema"
+    assert len(prompt) < 3000, f"{len(prompt)} characters"
+
+
+def test_short_patterns_stay_in_the_prompt() -> None:
+    from pydantic import BaseModel, Field
+
+    class Code(Wrapper):
+        name = "currency_code"
+        version = "1.0.0"
+        description = "The currency code a text mentions."
+        task = "extract"
+        instructions = "Name the currency."
+        template = "{{ text }}"
+
+        class Input(BaseModel):
+            text: str
+
+        class Output(BaseModel):
+            code: str = Field(pattern="^[A-Z]{3}$")
+            note: str = Field(pattern="^(" + "|".join(["[a-z]+"] * 20) + ")$")
+
+    prompt = Code.system_prompt()
+    assert '"pattern":"^[A-Z]{3}$"' in prompt
+    assert "[a-z]+|[a-z]+" not in prompt

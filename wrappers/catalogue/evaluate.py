@@ -35,7 +35,7 @@ class Grade(Wrapper):
         "5 fully meets it."
     )
     template = "{% if task %}Task: {{ task }}\n{% endif %}Rubric: {{ rubric }}\nResponse: {{ response }}"
-    sampling = WrapperSampling(max_tokens=160, repetition_penalty=1.3)
+    sampling = WrapperSampling(max_tokens=160, frequency_penalty=0.5)
     examples = (
         Example(
             input={
@@ -87,7 +87,7 @@ class Compare(Wrapper):
         "Answer A: {{ answer_a }}\n"
         "Answer B: {{ answer_b }}"
     )
-    sampling = WrapperSampling(max_tokens=160, repetition_penalty=1.3)
+    sampling = WrapperSampling(max_tokens=160, frequency_penalty=0.5)
     examples = (
         Example(input={"question": "What is 2 + 2?", "answer_a": "4", "answer_b": "5"}),
         Example(
@@ -125,7 +125,7 @@ class FactCheck(Wrapper):
         "claim is true, contradicted if it says it is false, not_enough_info if it does not say."
     )
     template = "Context: {{ context }}\nClaim: {{ claim }}"
-    sampling = WrapperSampling(max_tokens=160, repetition_penalty=1.3)
+    sampling = WrapperSampling(max_tokens=160, frequency_penalty=0.5)
     examples = (
         Example(
             input={

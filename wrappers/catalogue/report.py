@@ -39,7 +39,7 @@ class Report(Wrapper):
         '"risks":["Supply delays may continue."],"actions":["Find a second supplier."]}'
     )
     template = "{% if audience %}Audience: {{ audience }}\n{% endif %}Text: {{ text }}"
-    sampling = WrapperSampling(max_tokens=600, repetition_penalty=1.3)
+    sampling = WrapperSampling(max_tokens=600, frequency_penalty=0.5)
     examples = (
         Example(
             input={
@@ -74,7 +74,7 @@ class Summarize(Wrapper):
         "You summarise a text in one to three sentences, keeping its main facts and adding nothing."
     )
     template = "Text: {{ text }}"
-    sampling = WrapperSampling(max_tokens=160, repetition_penalty=1.3)
+    sampling = WrapperSampling(max_tokens=160, frequency_penalty=0.5)
     examples = (
         Example(
             input={

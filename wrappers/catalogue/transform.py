@@ -35,7 +35,7 @@ class Rewrite(Wrapper):
         "short as possible. simple: plain words for any reader. persuasive: convincing."
     )
     template = "Tone: {{ tone }}\nText: {{ text }}"
-    sampling = WrapperSampling(max_tokens=220, repetition_penalty=1.3)
+    sampling = WrapperSampling(max_tokens=220, frequency_penalty=0.5)
     examples = (
         Example(input={"text": "hey, send me the report asap", "tone": "formal"}),
         Example(
@@ -72,7 +72,7 @@ class Translate(Wrapper):
         "You translate a text into the target language faithfully, keeping names, numbers and formatting."
     )
     template = "Target language: {{ target_language }}\nText: {{ text }}"
-    sampling = WrapperSampling(max_tokens=260, repetition_penalty=1.3)
+    sampling = WrapperSampling(max_tokens=260, frequency_penalty=0.5)
     examples = (
         Example(input={"text": "Good morning, how are you?", "target_language": "French"}),
         Example(input={"text": "The train leaves at 8 o'clock.", "target_language": "Spanish"}),
@@ -99,7 +99,7 @@ class Redact(Wrapper):
         "numbers, street addresses, account or ID numbers) with [REDACTED]. Leave everything else unchanged."
     )
     template = "Text: {{ text }}"
-    sampling = WrapperSampling(max_tokens=220, repetition_penalty=1.3)
+    sampling = WrapperSampling(max_tokens=220, frequency_penalty=0.5)
     examples = (
         Example(input={"text": "Please contact Jane Doe at jane.doe@example.com."}),
         Example(input={"text": "Call Bob on +44 20 7946 0958 about the delivery."}),
