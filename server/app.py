@@ -44,7 +44,7 @@ async def _start_engine(state: ServerState) -> None:
     state.engine = engine
     try:
         state.phase = "warming"
-        warm_s = await state.wrappers.warm_up(engine)
+        warm = await state.wrappers.warm_up(engine)
     except WrapserveError as error:
         state.phase = "failed"
         state.failure = f"grammar warm-up failed: {error.message}"
@@ -52,7 +52,13 @@ async def _start_engine(state: ServerState) -> None:
         state.on_fatal()
         return
     state.phase = "ready"
-    log.info("grammars compiled and warmed for %d wrappers in %.1fs", len(state.registry), warm_s)
+    log.info(
+        "grammars compiled and warmed for %d wrappers in %.1fs (%d first calls run, %d failed)",
+        len(state.registry),
+        warm.seconds,
+        warm.first_calls,
+        warm.failed,
+    )
     log.info(
         "engine ready: model %s on %s in %.1fs (max_model_len %d, grammar backend %s)",
         engine.info.model_id,

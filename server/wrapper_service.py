@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from wrappers.base import Wrapper
 from wrappers.errors import BadRequest, OutputInvalid, OutputTruncated, WrapserveError
 from wrappers.registry import WrapperRegistry
 
-__all__ = ["InputInvalid", "Invocation", "InvokeOptions", "WrapperService"]
+__all__ = ["InputInvalid", "Invocation", "InvokeOptions", "WarmUp", "WrapperService"]
 
 log = logging.getLogger("wrapserve.wrappers")
 
@@ -129,7 +129,12 @@ class WrapperService:
         return await self.grammars.compile(wrapper.output_schema(data))
 
     async def invoke(
-        self, wrapper: type[Wrapper], raw_input: Any, options: InvokeOptions | None = None
+        self,
+        wrapper: type[Wrapper],
+        raw_input: Any,
+        options: InvokeOptions | None = None,
+        *,
+        engine: Engine | None = None,  # given during warm-up, before the server reports ready
     ) -> Invocation:
         started = time.perf_counter()
         data = self.parse_input(wrapper, raw_input)
@@ -140,7 +145,7 @@ class WrapperService:
             grammar = self.decoder.choice_grammar(schema)
         else:
             grammar = await self.grammars.compile(schema)
-        engine = self._engine()
+        engine = engine or self._engine()
         messages = [ChatMessage(role=m.role, content=m.content) for m in wrapper.messages(data)]
         decoded = await self.decoder.run(engine, messages, grammar, sampling, mode)
         output = self._parse_output(wrapper, data, grammar, decoded.text, decoded.finish_reason)
@@ -204,7 +209,7 @@ class WrapperService:
 
     # -- start-up ------------------------------------------------------------------------
 
-    async def warm_up(self, engine: Engine) -> float:
+    async def warm_up(self, engine: Engine) -> WarmUp:
         """Compile every wrapper's grammar and make its first call as fast as its hundredth.
 
         Each wrapper with an example is called once on it, the way a real first call runs
@@ -214,17 +219,28 @@ class WrapperService:
         """
         started = time.perf_counter()
         await asyncio.to_thread(self.grammars.warm_up)
-        calls: list[Coroutine[Any, Any, object]] = []
         for wrapper in self.registry:
             if (schema := wrapper.static_schema()) is not None:  # also for decode modes not warmed
-                calls.append(self.grammars.compile(schema))
-            if wrapper.examples:
-                calls.append(self.invoke(wrapper, wrapper.examples[0].input, InvokeOptions(max_tokens=1)))
-        for outcome in await asyncio.gather(*calls, return_exceptions=True):
+                await self.grammars.compile(schema)
+        first_calls = [
+            self.invoke(wrapper, wrapper.examples[0].input, InvokeOptions(max_tokens=1), engine=engine)
+            for wrapper in self.registry
+            if wrapper.examples
+        ]
+        failed = 0
+        for outcome in await asyncio.gather(*first_calls, return_exceptions=True):
             if isinstance(outcome, OutputTruncated):
                 continue  # the expected end of a one-token call
             if isinstance(outcome, WrapserveError):  # e.g. an index slow to build on a busy machine
+                failed += 1
                 log.warning("warm-up: %s (built on first use instead)", outcome.message)
             elif isinstance(outcome, BaseException):
                 raise outcome
-        return time.perf_counter() - started
+        return WarmUp(time.perf_counter() - started, len(first_calls), failed)
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    seconds: float
+    first_calls: int
+    failed: int

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import openai
 
@@ -27,6 +29,17 @@ def test_models_lists_the_model_in_openai_shape(server: RunningServer) -> None:
 
 def test_startup_time_is_logged(server: RunningServer) -> None:
     assert "engine ready: model smollm2-135m-instruct on cpu in" in server.log()
+
+
+def test_every_wrapper_with_an_example_was_warmed_on_the_engine(server: RunningServer) -> None:
+    """Warm-up runs each wrapper's first example on the engine before /health says ready."""
+    match = re.search(
+        r"warmed for (\d+) wrappers in [\d.]+s \((\d+) first calls run, (\d+) failed\)", server.log()
+    )
+    assert match, "no warm-up line in the server log"
+    wrappers, first_calls, failed = (int(group) for group in match.groups())
+    assert first_calls >= 17 and first_calls <= wrappers  # every built-in has examples
+    assert failed == 0
 
 
 def test_unknown_route_is_a_json_404(http: httpx.Client) -> None:
