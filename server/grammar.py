@@ -78,6 +78,10 @@ _ANNOTATIONS = {
     "contentEncoding",
     "strict",
 }
+# Keywords from other vocabularies that say nothing about which answers are valid: draft-04's
+# ``id``, ajv-errors' ``errorMessage``, editors' ``markdownDescription``, and ``x-...``
+# extensions. They are dropped before compiling, like annotations, instead of rejected.
+_FOREIGN_ANNOTATIONS = {"id", "errorMessage", "markdownDescription"}
 _FORMATS = {"date-time", "date", "time", "uuid", "email", "uri"}
 _TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
 _INTEGER_BOUNDS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
@@ -258,6 +262,8 @@ def prepare_schema(schema: Any, limits: GrammarLimits) -> dict[str, Any]:
         raise SchemaRejected(f"invalid JSON Schema at {where}: {error.message[:200]}") from None
     prepared: dict[str, Any] = json.loads(raw)  # a private copy to rewrite
     for path, node in _walk(prepared, "#", 0, limits):
+        for key in [k for k in node if k in _FOREIGN_ANNOTATIONS or k.startswith("x-")]:
+            del node[key]
         for key in node:
             if key in _ENFORCED or key in _ANNOTATIONS or key in _INTEGER_BOUNDS:
                 continue

@@ -30,6 +30,24 @@ async def test_compact_regex_enforces_enum_and_required(compiler: GrammarCompile
     assert not re.fullmatch(grammar.regex, '{ "label": "yes" }')  # no free whitespace
 
 
+async def test_foreign_annotations_are_dropped_not_rejected(compiler: GrammarCompiler) -> None:
+    schema = {
+        "id": "http://example.com/ticket.json",
+        "type": "object",
+        "x-generator": "some-tool",
+        "properties": {
+            "id": {"type": "string", "enum": ["a", "b"], "errorMessage": "must be a or b"},
+            "priority": {"enum": ["low", "high"], "x-order": 2, "markdownDescription": "*the* priority"},
+        },
+        "required": ["id", "priority"],
+        "additionalProperties": False,
+    }
+    grammar = await compiler.compile(schema)
+    assert re.fullmatch(grammar.regex, '{"id":"a","priority":"low"}')
+    assert not re.fullmatch(grammar.regex, '{"id":"c","priority":"low"}')
+    assert grammar.validation_errors({"id": "c", "priority": "low"})  # still validated in full
+
+
 async def test_small_integer_range_is_enforced_exactly(compiler: GrammarCompiler) -> None:
     schema = {"type": "integer", "minimum": 1, "maximum": 5}
     grammar = await compiler.compile(schema)
