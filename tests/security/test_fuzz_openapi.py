@@ -41,7 +41,8 @@ def _aim(case: Any) -> None:
     the loaded model, and real wrappers (the rest of the request stays as generated)."""
     if isinstance(case.body, dict) and "model" in case.body:
         case.body["model"] = MODEL
-        case.body.setdefault("max_tokens", TOKEN_CAP)  # absent means "the rest of the context"
+        if case.body.get("max_tokens") is None:  # absent or null: "the rest of the context"
+            case.body["max_tokens"] = TOKEN_CAP
     if case.path_parameters and "name" in case.path_parameters:
         case.path_parameters["name"] = WRAPPERS[len(repr(case.body)) % len(WRAPPERS)]
 

@@ -1,7 +1,9 @@
 """Every built-in wrapper on every golden input, through the real server and model.
 
 What is asserted is what the grammar guarantees: each answer validates against the
-wrapper's output schema and parses into its Output type. Golden expectations are
+wrapper's output schema and parses into its Output type, or, where the small model looped
+until max_tokens, is the typed ``output_truncated`` error with the raw text (and at least
+one golden input per wrapper gives a complete answer). Golden expectations are
 counted and reported; only the ones verified to be stable with the default small model
 (``RELIABLE``) are asserted, since a 135M-parameter model is often wrong.
 """
@@ -60,9 +62,15 @@ def test_every_golden_input_gives_a_valid_typed_answer(
     assert response.status_code == 200, response.text
     body = response.json()
     assert [item["index"] for item in body["results"]] == list(range(len(inputs)))
-    passed = checked = 0
+    passed = checked = complete = 0
     for index, (example, item) in enumerate(zip(wrapper.examples, body["results"], strict=True)):
+        if _looped(item):
+            print(
+                f"{wrapper.name}[{index}] truncated (the model looped) -> {item['error']['raw_output'][:120]}"
+            )
+            continue
         assert "error" not in item, f"{wrapper.ref()} example {index}: {item}"
+        complete += 1
         assert (item["wrapper"], item["version"], item["fingerprint"]) == (
             wrapper.name,
             wrapper.version,
@@ -83,3 +91,16 @@ def test_every_golden_input_gives_a_valid_typed_answer(
         else:
             print(f"{wrapper.name}[{index}] valid -> {output}")
     golden_tally[wrapper.name] = (passed, checked)
+    assert complete >= 1, f"{wrapper.ref()}: no golden input gave a complete answer"
+
+
+def _looped(item: dict[str, object]) -> bool:
+    """A free-text answer that ran into max_tokens: greedy decoding with a 135M model can loop
+    ("The holiday is a public holiday. The holiday is ..."). The server's guarantee then is a
+    typed 502 that says so and keeps the raw text, which is what this checks."""
+    error = item.get("error")
+    if not isinstance(error, dict) or error.get("code") != "output_truncated":
+        return False
+    assert item["status"] == 502 and error["finish_reason"] == "length", item
+    assert isinstance(error["raw_output"], str) and len(error["raw_output"]) > 100, item
+    return True
