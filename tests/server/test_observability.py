@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -71,9 +72,20 @@ def test_logs_are_json_with_request_ids_and_no_prompt_text(server: RunningServer
         json={"input": {"text": SECRET_TEXT}},
         headers={"X-Request-ID": "log-check-1"},
     )
-    lines = [line for line in server.log().splitlines() if line.startswith("{")]
-    access = [json.loads(line) for line in lines if '"wrapserve.access"' in line]
-    mine = [entry for entry in access if entry.get("request_id") == "log-check-1"]
+    mine = _access_entries(server, "log-check-1")
     assert mine and mine[0]["route"] == "/v1/wrappers/{name}/invoke" and mine[0]["status"] == 200
     assert {"ts", "level", "method", "latency_ms"} <= set(mine[0])
     assert SECRET_TEXT not in server.log()
+
+
+def _access_entries(server: RunningServer, request_id: str) -> list[dict[str, object]]:
+    """The access-log entries for one request. The line is written once the response has
+    been sent, so it can land a moment after the client has its answer: wait for it."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [line for line in server.log().splitlines() if line.startswith("{")]
+        access = [json.loads(line) for line in lines if '"wrapserve.access"' in line]
+        mine = [entry for entry in access if entry.get("request_id") == request_id]
+        if mine or time.monotonic() > deadline:
+            return mine
+        time.sleep(0.1)
