@@ -136,6 +136,7 @@ class VllmClient:
         regex: str | None = None,
         layout: Layout = "static-first",
         max_tokens: int | None = None,
+        ignore_eos: bool = False,
     ) -> CallResult:
         body: dict[str, Any] = {
             "model": self.model,
@@ -143,6 +144,8 @@ class VllmClient:
             "max_tokens": max_tokens or task.max_tokens,
             "temperature": 0,
         }
+        if ignore_eos:  # vLLM's extra parameter: decode exactly max_tokens tokens
+            body["ignore_eos"] = True
         if structured == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",

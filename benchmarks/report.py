@@ -59,6 +59,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Command: `{meta.get('command')}`; model {meta.get('model')}, backend {meta.get('backend')}; "
         f"sizes {json.dumps(meta.get('sizes'))} (issue scale {json.dumps(meta.get('issue_scale'))}).",
+        f"Engine options of both servers: {json.dumps(meta.get('engine'))}.",
         "",
         "## Workloads: Wrapserve vs vLLM's own OpenAI server (same model, backend, prompts, schemas)",
         "",
@@ -93,12 +94,17 @@ def markdown(results: dict[str, Any]) -> str:
     if overhead:
         lines += [
             "",
-            "## Structured vs unconstrained (vLLM engine, same prompts)",
+            "## Structured vs unconstrained (vLLM engine, same prompts, same output lengths)",
             "",
             "| run | calls/s | p50 ms | p99 ms | output tokens/call | schema-valid |",
             "|---|---|---|---|---|---|",
         ]
-        for variant in ("unconstrained", "structured_compact", "structured_vllm_json_schema"):
+        for variant in (
+            "structured_compact",
+            "unconstrained_same_lengths",
+            "structured_vllm_json_schema",
+            "unconstrained_same_lengths_as_json_schema",
+        ):
             lines.append(_row(variant, overhead.get(variant)))
         lines.append(
             f"| output tokens/s ratio: compact {overhead.get('ratio')}, vLLM json_schema "

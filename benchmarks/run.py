@@ -27,6 +27,7 @@ from benchmarks.clients import VllmClient, WrapserveClient
 from benchmarks.scenarios import Scenarios, Sizes, first_call_ms
 from benchmarks.servers import ServerConfig, Servers
 from benchmarks.workloads import Task, build_workload, extract_tasks
+from server.engine import CPU_BLOCK_SIZE
 from wrappers.catalogue.classify import Sentiment
 
 __all__ = ["main"]
@@ -80,6 +81,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--dtype",
         default=None,
         help="weights' dtype for both servers (default: float32 on CPU, bfloat16 on GPU)",
+    )
+    parser.add_argument(
+        "--block-size",
+        type=int,
+        default=None,
+        help="KV cache block size for both servers (default: 32 on CPU, as Wrapserve; vLLM's on GPU)",
     )
     parser.add_argument("--load-format", default="auto", help="'dummy' for random weights from config.json")
     parser.add_argument("--maskbench", type=Path, default=compile_bench.MASKBENCH)
@@ -181,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             "order": "each pair runs on one server at a time (Wrapserve first, then vLLM); the other idles",
         }
     }
+    on_gpu = shutil.which("nvidia-smi") is not None
     config = ServerConfig(
         model_id=args.model,
         weights_dir=args.weights_dir,
@@ -188,10 +196,22 @@ def main(argv: list[str] | None = None) -> int:
         enforce_eager=not args.no_eager,
         backend=args.backend,
         load_format=args.load_format,
-        dtype=args.dtype or ("bfloat16" if shutil.which("nvidia-smi") else "float32"),
+        dtype=args.dtype or ("bfloat16" if on_gpu else "float32"),
+        block_size=args.block_size or (None if on_gpu else CPU_BLOCK_SIZE),
         kv_cache_gib=args.kv_cache_gib or None,
         cpu_bind=args.cpu_bind,
     )
+    results["meta"]["engine"] = {
+        key: getattr(config, key)
+        for key in (
+            "dtype",
+            "block_size",
+            "kv_cache_gib",
+            "memory_fraction",
+            "enforce_eager",
+            "max_model_len",
+        )
+    }
     if not args.skip_servers:
         work = Path(tempfile.mkdtemp(prefix="wrapserve-bench-"))
         print(f"[bench] server logs in {work} (removed after a successful run)", flush=True)

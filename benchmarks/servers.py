@@ -49,6 +49,8 @@ class ServerConfig:
     enforce_eager: bool = True
     backend: str = "outlines"
     load_format: str = "auto"
+    # KV cache block size (both servers); None: vLLM's default (128 on CPU, 16 on GPU).
+    block_size: int | None = None
     # An explicit KV cache size (both servers): vLLM's CPU backend otherwise sizes it from
     # the node's free RAM, which on a shared box changes from one start to the next.
     kv_cache_gib: float | None = 1.0
@@ -161,6 +163,7 @@ class Servers:
             "WRAPSERVE_STRUCTURED_OUTPUT_BACKEND": config.backend,
             "WRAPSERVE_LOAD_FORMAT": config.load_format,
             **({"WRAPSERVE_KV_CACHE_GIB": str(config.kv_cache_gib)} if config.kv_cache_gib else {}),
+            **({"WRAPSERVE_BLOCK_SIZE": str(config.block_size)} if config.block_size else {}),
             "WRAPSERVE_LOG_LEVEL": "warning",
             "PYTHONUNBUFFERED": "1",
             "VLLM_CPU_OMP_THREADS_BIND": config.cpu_bind,
@@ -206,6 +209,7 @@ class Servers:
                 if config.kv_cache_gib
                 else []
             ),
+            *(["--block-size", str(config.block_size)] if config.block_size else []),
             *extra_args,
         ]
         env = {

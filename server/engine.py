@@ -40,6 +40,11 @@ log = logging.getLogger("wrapserve.engine")
 # fraction as a share of NUMA node 0's RAM there, and eager mode starts ~3x faster.
 CPU_MEMORY_FRACTION = 0.4
 CPU_KV_CACHE_GIB = 2.0
+# vLLM's CPU default is 128-token KV blocks. On the build machine, 300 classify calls of ~66
+# prompt tokens ran ~10x faster with 32-token blocks (the smallest its CPU attention accepts)
+# when scored, 2-3x faster when decoded; and the prefix cache shares only whole blocks, so
+# with 128 a short static prompt was never shared at all.
+CPU_BLOCK_SIZE = 32
 GPU_MEMORY_FRACTION = 0.9
 # vLLM's bound on ``SamplingParams.logprob_token_ids`` per request.
 _MAX_SCORED_TOKENS = 128
@@ -77,6 +82,8 @@ def _engine_args(settings: Settings, manifest: ModelManifest, weights: Path, dev
     }
     if settings.max_num_seqs:
         options["max_num_seqs"] = settings.max_num_seqs
+    if block_size := settings.block_size or (CPU_BLOCK_SIZE if on_cpu else None):
+        options["block_size"] = block_size
     if kv_cache_gib := settings.kv_cache_gib or (CPU_KV_CACHE_GIB if on_cpu else None):
         options["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
     options.update(manifest.engine)  # per-model overrides written in the manifest

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # KV cache size in GiB. On CPU it defaults to a fixed size: vLLM's share-of-node-RAM
     # reading varies with what else runs on the box, a fixed size does not.
     kv_cache_gib: float | None = Field(default=None, gt=0)
+    # Tokens per KV cache block; also the prefix cache's unit (only whole blocks are shared).
+    block_size: int | None = Field(default=None, gt=0)
     enforce_eager: bool | None = None
     max_num_seqs: int | None = Field(default=None, gt=0)
     engine_grammar_timeout_s: int = Field(default=30, gt=0)  # vLLM's grammar index budget

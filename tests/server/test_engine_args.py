@@ -48,6 +48,12 @@ def test_dtype_is_the_manifests_cpu_dtype_on_cpu_unless_set() -> None:
     assert _engine_args(Settings(dtype="bfloat16"), MANIFEST, Path("/w"), "cpu").dtype == "bfloat16"
 
 
+def test_block_size_is_32_on_cpu_vllms_own_on_gpu_unless_set() -> None:
+    assert _engine_args(Settings(), MANIFEST, Path("/w"), "cpu").block_size == 32
+    assert _engine_args(Settings(), MANIFEST, Path("/w"), "cuda").block_size is None
+    assert _engine_args(Settings(block_size=64), MANIFEST, Path("/w"), "cpu").block_size == 64
+
+
 def test_manifest_engine_options_override_defaults() -> None:
     manifest = MANIFEST.model_copy(update={"engine": {"max_num_batched_tokens": 4096}})
     assert _engine_args(Settings(), manifest, Path("/w"), "cpu").max_num_batched_tokens == 4096
