@@ -3,11 +3,16 @@
 ``Scenarios`` holds the two clients and the run's sizes; each method measures one thing
 and returns plain dicts for ``report.py``. Servers are driven one at a time (the other
 idles), alternating within each pair, so on a 2-core box they do not compete for CPU.
+
+Every timed run on a server gets texts no earlier run on that server sent (a fresh
+variant of the workload): otherwise the second run of a pair would find its prompts in
+the prefix cache and look faster for that reason alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import time
 from dataclasses import dataclass
@@ -60,6 +65,7 @@ class Scenarios:
         self.ws = wrapserve
         self.vllm = vllm
         self.sizes = sizes
+        self._variants = itertools.count(1)
 
     async def _ws(self, tasks: tuple[Task, ...], concurrency: int, **options: Any) -> dict[str, Any]:
         stats = await run_bounded([partial(self.ws.invoke, t, options or None) for t in tasks], concurrency)
@@ -69,9 +75,14 @@ class Scenarios:
         stats = await run_bounded([partial(self.vllm.chat, t, **kwargs) for t in tasks], concurrency)
         return summarize(stats)
 
+    def _fresh(self, workload: Workload, count: int | None = None) -> tuple[Task, ...]:
+        """Tasks like the workload's (``count`` of them, default a share) with new texts."""
+        count = count or max(8, int(len(workload.tasks) * self.sizes.variant_share))
+        return workload.variant(next(self._variants), count).tasks
+
     async def warm(self, workload: Workload) -> None:
         """One call per distinct schema on both servers, so per-call grammars are built."""
-        warm = _one_per_schema(workload.tasks)
+        warm = _one_per_schema(self._fresh(workload))
         await self._ws(warm, 8)
         await self._vllm(warm, 8)
 
@@ -87,16 +98,13 @@ class Scenarios:
             "validity_delta": round(wrapserve["valid_share"] - vllm["valid_share"], 4),
         }
 
-    def _subset(self, workload: Workload) -> tuple[Task, ...]:
-        count = max(8, int(len(workload.tasks) * self.sizes.variant_share))
-        return workload.tasks[:count]
-
     async def decode_modes(self, workload: Workload, modes: tuple[str, ...]) -> dict[str, Any]:
         """The same calls on Wrapserve in each decoding mode (speed-ups on/off), alternating."""
-        tasks = self._subset(workload)
         for mode in modes:  # each mode's grammars (e.g. the regex after a forced prefix) built first
-            await self._ws(_one_per_schema(tasks), 8, decode=mode)
-        runs = {mode: await self._ws(tasks, self.sizes.concurrency, decode=mode) for mode in modes}
+            await self._ws(_one_per_schema(self._fresh(workload)), 8, decode=mode)
+        runs = {
+            mode: await self._ws(self._fresh(workload), self.sizes.concurrency, decode=mode) for mode in modes
+        }
         base = runs[modes[-1]]["calls_per_s"]
         return {
             "runs": runs,
@@ -105,7 +113,8 @@ class Scenarios:
 
     async def batch_vs_single(self, workload: Workload) -> dict[str, Any]:
         """/batch (every item submitted to the engine at once) vs one call at a time."""
-        tasks = self._subset(workload)[: max(8, self.sizes.concurrency)]
+        count = max(8, min(self.sizes.concurrency, int(len(workload.tasks) * self.sizes.variant_share)))
+        tasks = self._fresh(workload, count)
         started = time.perf_counter()
         results = await self.ws.batch(tasks)
         wall = time.perf_counter() - started
@@ -115,7 +124,7 @@ class Scenarios:
             "calls_per_s": round(len(tasks) / wall, 3),
             "valid_share": round(sum(r.valid for r in results) / len(results), 4),
         }
-        single = await self._ws(tasks, 1)
+        single = await self._ws(self._fresh(workload, count), 1)
         return {
             "batch": batch,
             "sequential": single,
@@ -128,25 +137,26 @@ class Scenarios:
             await self.vllm.chat(task, structured="regex", regex=regexes[repr(task.schema())], max_tokens=1)
 
     async def structured_overhead(self, workload: Workload) -> dict[str, Any]:
-        """The grammar's cost per output token, alone. The same prompts on the same engine:
-        first constrained by Wrapserve's compact grammar, then unconstrained with each call
-        held to exactly the length its constrained answer had (``ignore_eos``), so both runs
-        decode the same tokens per call in the same batch shape and differ only by the
-        grammar. Ratio: structured / unconstrained output tokens per second. vLLM's own
+        """The grammar's cost per output token, alone. Calls of the same kind on the same
+        engine: first constrained by Wrapserve's compact grammar, then unconstrained with the
+        i-th call held to exactly the i-th constrained answer's length (``ignore_eos``), so
+        both runs decode the same tokens per call in the same batch shape and differ only by
+        the grammar. Ratio: structured / unconstrained output tokens per second. vLLM's own
         json_schema grammar is measured the same way for comparison."""
-        tasks = self._subset(workload)
         c = self.sizes.concurrency
+        tasks = self._fresh(workload)
         compact = {repr(t.schema()): _regex(t.schema(), "") for t in tasks}
-        await self._warm_regexes(tasks, compact)
+        await self._warm_regexes(self._fresh(workload), compact)
         constrained = await run_bounded(
             [partial(self.vllm.chat, t, structured="regex", regex=compact[repr(t.schema())]) for t in tasks],
             c,
         )
-        free = await self._length_matched(tasks, constrained)
+        free = await self._length_matched(self._fresh(workload), constrained)
+        tasks = self._fresh(workload)
         schema_run = await run_bounded(
             [partial(self.vllm.chat, t, structured="json_schema") for t in tasks], c
         )
-        schema_free = await self._length_matched(tasks, schema_run)
+        schema_free = await self._length_matched(self._fresh(workload), schema_run)
         structured, schema = summarize(constrained), summarize(schema_run)
         return {
             "structured_compact": structured,
@@ -161,6 +171,8 @@ class Scenarios:
         }
 
     async def _length_matched(self, tasks: tuple[Task, ...], constrained: RunStats) -> dict[str, Any]:
+        """Unconstrained calls on new texts of the same kind, the i-th held to the i-th
+        constrained answer's length (new texts: the constrained run's prompts are cached)."""
         lengths = [max(1, r.output_tokens) for r in constrained.results]
         stats = await run_bounded(
             [
@@ -173,12 +185,12 @@ class Scenarios:
 
     async def compact_json(self, workload: Workload) -> dict[str, Any]:
         """Compact grammar (no free whitespace) vs outlines' default whitespace, same engine."""
-        tasks = self._subset(workload)
         c = self.sizes.concurrency
         runs = {}
         for name, whitespace in (("compact", ""), ("free_whitespace", None)):
+            tasks = self._fresh(workload)
             regexes = {repr(t.schema()): _regex(t.schema(), whitespace) for t in tasks}
-            await self._warm_regexes(tasks, regexes)
+            await self._warm_regexes(self._fresh(workload), regexes)
             stats = await run_bounded(
                 [
                     partial(self.vllm.chat, t, structured="regex", regex=regexes[repr(t.schema())])
@@ -197,10 +209,10 @@ class Scenarios:
 
     async def prefix_layout(self, workload: Workload) -> dict[str, Any]:
         """Static-first prompts (Wrapserve's layout) vs the same words with the text first."""
-        tasks = self._subset(workload)
         c = self.sizes.concurrency
         runs = {
-            layout: await self._vllm(tasks, c, layout=layout) for layout in ("static-first", "dynamic-first")
+            layout: await self._vllm(self._fresh(workload), c, layout=layout)
+            for layout in ("static-first", "dynamic-first")
         }
         return {
             "runs": runs,
@@ -211,7 +223,7 @@ class Scenarios:
         """Throughput vs concurrency on both servers."""
         points: dict[str, list[dict[str, Any]]] = {"wrapserve": [], "vllm": []}
         for concurrency in self.sizes.sweep:
-            tasks = workload.tasks[: min(len(workload.tasks), max(12, 4 * concurrency))]
+            tasks = self._fresh(workload, min(len(workload.tasks), max(12, 4 * concurrency)))
             ws = await self._ws(tasks, concurrency)
             vl = await self._vllm(tasks, concurrency)
             for name, run in (("wrapserve", ws), ("vllm", vl)):
@@ -223,7 +235,7 @@ class Scenarios:
     async def steady_state(self, first_ws: dict[str, float], first_vllm: float) -> dict[str, Any]:
         """First call after start (already measured) vs the median of later sequential calls."""
         n = self.sizes.steady_calls
-        sentiment = sentiment_items(n)
+        sentiment = sentiment_items(n)  # vLLM's server gets the same texts: its cache is its own
         out: dict[str, Any] = {}
         for name, first in first_ws.items():
             tasks = sentiment if name == "sentiment" else _entities(n)
