@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["headline", "markdown", "write"]
+__all__ = ["headline", "markdown", "sweep_ratios", "write"]
 
 WORKLOADS = ("classify", "extract", "report")
 TARGETS = {
@@ -32,6 +32,7 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
     return {
         "classify.ratio_vs_vllm": _get(results, "classify", "ratio_vs_vllm"),
         "classify.validity_delta": _get(results, "classify", "validity_delta"),
+        "classify.ratio_by_concurrency": sweep_ratios(results) or None,
         "extract.ratio_vs_vllm": _get(results, "extract", "ratio_vs_vllm"),
         "report.ratio_vs_vllm": _get(results, "report", "ratio_vs_vllm"),
         "structured_overhead_ratio": _get(results, "structured_overhead", "ratio"),
@@ -39,6 +40,18 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
         "startup_ratio_vs_vllm": _get(results, "startup", "ratio"),
         "compile_p99_ms": outlines.get("p99_ms"),
         "compile_coverage": outlines.get("coverage"),
+    }
+
+
+def sweep_ratios(results: dict[str, Any]) -> dict[str, float | None]:
+    """Classify calls/s, Wrapserve / vLLM, at each concurrency of the sweep."""
+    sweep = results.get("sweep") or {}
+    vllm = {p["concurrency"]: p["calls_per_s"] for p in sweep.get("vllm", [])}
+    return {
+        str(p["concurrency"]): round(p["calls_per_s"] / vllm[p["concurrency"]], 3)
+        if vllm.get(p["concurrency"])
+        else None
+        for p in sweep.get("wrapserve", [])
     }
 
 
@@ -120,6 +133,20 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for name, block in results["first_call"].items():
             lines.append(f"| {name} | {block['first_ms']} | {block['steady_p50_ms']} | {block['ratio']} |")
+    if results.get("sweep"):
+        lines += [
+            "",
+            "## Classify throughput vs concurrency (fresh texts per point)",
+            "",
+            "| concurrent calls | Wrapserve calls/s | vLLM calls/s | ratio | Wrapserve p50 ms | vLLM p50 ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        ratios = sweep_ratios(results)
+        for ws, vl in zip(results["sweep"]["wrapserve"], results["sweep"]["vllm"], strict=True):
+            lines.append(
+                f"| {ws['concurrency']} | {ws['calls_per_s']} | {vl['calls_per_s']} | "
+                f"{ratios[str(ws['concurrency'])]} | {ws['p50_ms']} | {vl['p50_ms']} |"
+            )
     if "startup" in results:
         s = results["startup"]
         lines += [

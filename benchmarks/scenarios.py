@@ -240,10 +240,10 @@ class Scenarios:
         for name, first in first_ws.items():
             tasks = sentiment if name == "sentiment" else _entities(n)
             run = await self._ws(tasks, 1)
-            steady = statistics.median(run["latencies_ms"])
+            steady = round(statistics.median(run["latencies_ms"]), 1)
             out[name] = {"first_ms": round(first, 1), "steady_p50_ms": steady, "ratio": ratio(first, steady)}
         run = await self._vllm(sentiment, 1)
-        steady = statistics.median(run["latencies_ms"])
+        steady = round(statistics.median(run["latencies_ms"]), 1)
         out["vllm_sentiment"] = {
             "first_ms": round(first_vllm, 1),
             "steady_p50_ms": steady,
