@@ -49,7 +49,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="smaller workloads (~3-5 minutes on 2 CPU cores)"
+        "--quick",
+        action="store_true",
+        help="smaller workloads (~15 minutes on 2 idle CPU cores, most of it the report workload)",
     )
     parser.add_argument("--workloads", default="classify,extract,report", help="comma-separated subset")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="results folder")
