@@ -24,7 +24,7 @@ serve: model
 	$(BIN)/wrapserve serve
 
 test: model
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PYTHONPATH=$(VENV)/test-extras $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check server wrappers models tests benchmarks

