@@ -42,8 +42,9 @@ CPU_MEMORY_FRACTION = 0.4
 CPU_KV_CACHE_GIB = 2.0
 # vLLM's CPU default is 128-token KV blocks, and its prefix cache shares whole blocks only:
 # a wrapper's static opening shorter than 128 tokens was recomputed on every call. With 32
-# (the smallest its CPU attention accepts), 200 classify calls of 73 prompt tokens, 38 of
-# them shared, ran 1.5x faster on the build machine, scored or decoded.
+# (the smallest its CPU attention accepts), classify calls of 73 prompt tokens, 38 of them
+# shared, ran 1.5x (decoded) to 1.7x (scored) faster on the build machine
+# (python -m benchmarks.offline_classify --block-size 128, then 32).
 CPU_BLOCK_SIZE = 32
 GPU_MEMORY_FRACTION = 0.9
 # vLLM's bound on ``SamplingParams.logprob_token_ids`` per request.

@@ -1,0 +1,153 @@
+"""``python -m benchmarks.offline_classify``: classify on vLLM's engine directly, no servers.
+
+Two engine-level questions the server benchmark cannot answer on its own, each measured
+as constrained decoding (what vLLM's server does with ``response_format``) against label
+scoring (what Wrapserve does), on one engine in one run:
+
+- ``--block-size``: how much the KV block size (the prefix cache's unit) is worth.
+- ``--layout aligned``: what the ratio becomes when the part of the prompt that is static
+  per label set fills whole KV blocks (labels moved to the system message and padded with
+  `` .`` pairs), so the prefix cache serves all of it. ``as-rendered`` is the wrapper's
+  own prompt.
+
+Each mode gets its own unique texts (none meets a prompt another run cached), after a
+warm-up on a third set. The model, dtype and grammar backend are the server benchmark's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.servers import ServerConfig
+from benchmarks.workloads import Task, classify_tasks
+from server.decoding import choice_field
+
+PAD_PAIRS_MAX = 64
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.offline_classify", description=__doc__)
+    parser.add_argument("--block-size", type=int, default=32)
+    parser.add_argument("--layout", choices=("as-rendered", "aligned"), default="as-rendered")
+    parser.add_argument("--calls", type=int, default=150, help="classify calls per mode")
+    parser.add_argument("--model-dir", type=Path, default=ServerConfig().model_dir)
+    parser.add_argument("--dtype", default="float32")
+    return parser.parse_args()
+
+
+class Prompts:
+    """Token ids of each task's chat prompt, as rendered or block-aligned."""
+
+    def __init__(self, tokenizer: Any, layout: str, block_size: int) -> None:
+        self.tokenizer = tokenizer
+        self.layout = layout
+        self.block_size = block_size
+        self._pads: dict[str, int] = {}
+
+    def _ids(self, system: str, user: str) -> list[int]:
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _pad(self, system: str) -> int:
+        """`` .`` pairs after ``system`` that make the shared prefix whole blocks."""
+        if system not in self._pads:
+            self._pads[system] = 0
+            for pairs in range(PAD_PAIRS_MAX):
+                a = self._ids(system + " ." * pairs, "Text: Message 12345: zebra")
+                b = self._ids(system + " ." * pairs, "Text: Message 67890: apple")
+                shared = sum(
+                    1 for _ in itertools.takewhile(lambda pair: pair[0] == pair[1], zip(a, b, strict=False))
+                )
+                if shared % self.block_size == 0:
+                    self._pads[system] = pairs
+                    break
+        return self._pads[system]
+
+    def __call__(self, task: Task) -> list[int]:
+        system, user = (m.content for m in task.messages())
+        if self.layout == "aligned":
+            labels_line, text_line = user.split("\n", 1)
+            system = f"{system}\n\n{labels_line}"
+            system, user = system + " ." * self._pad(system), text_line
+        return self._ids(system, user)
+
+
+def main() -> int:
+    args = _args()
+    from transformers import AutoTokenizer
+    from vllm import LLM, SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    n = args.calls
+    tasks = classify_tasks(2 * n + 20, seed=123)
+    render = Prompts(tokenizer, args.layout, args.block_size)
+    prompts = [render(task) for task in tasks]
+    llm = LLM(
+        model=str(args.model_dir),
+        dtype=args.dtype,
+        enforce_eager=True,
+        max_model_len=8192,
+        block_size=args.block_size,
+        enable_prefix_caching=True,
+        kv_cache_memory_bytes=2**30,
+        seed=0,
+        structured_outputs_config={"backend": "outlines"},
+    )
+
+    def decode(indices: list[int]) -> float:
+        params = [
+            SamplingParams(
+                max_tokens=16,
+                temperature=0,
+                structured_outputs=StructuredOutputsParams(json=tasks[i].schema()),
+            )
+            for i in indices
+        ]
+        started = time.perf_counter()
+        llm.generate([{"prompt_token_ids": prompts[i]} for i in indices], params, use_tqdm=False)
+        return len(indices) / (time.perf_counter() - started)
+
+    def score(indices: list[int]) -> float:
+        requests, params = [], []
+        for i in indices:
+            field = choice_field(tasks[i].schema())
+            assert field is not None
+            firsts = [
+                tokenizer.encode(field.continuation(label), add_special_tokens=False)[0]
+                for label in field.labels
+            ]
+            requests.append(
+                {"prompt_token_ids": prompts[i] + tokenizer.encode(field.prefix, add_special_tokens=False)}
+            )
+            params.append(SamplingParams(max_tokens=1, temperature=0, logprob_token_ids=firsts))
+        started = time.perf_counter()
+        llm.generate(requests, params, use_tqdm=False)
+        return len(indices) / (time.perf_counter() - started)
+
+    warm = list(range(2 * n, 2 * n + 20))
+    decode(warm)
+    score(warm)
+    decoded = decode(list(range(n)))
+    scored = score(list(range(n, 2 * n)))
+    result = {
+        "block_size": args.block_size,
+        "layout": args.layout,
+        "calls_per_mode": n,
+        "prompt_tokens_mean": round(sum(map(len, prompts)) / len(prompts), 1),
+        "decoded_calls_per_s": round(decoded, 2),
+        "scored_calls_per_s": round(scored, 2),
+        "scored_over_decoded": round(scored / decoded, 3),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
