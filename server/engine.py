@@ -84,6 +84,11 @@ def _engine_args(settings: Settings, manifest: ModelManifest, weights: Path, dev
     if settings.max_num_seqs:
         options["max_num_seqs"] = settings.max_num_seqs
     if block_size := settings.block_size or (CPU_BLOCK_SIZE if on_cpu else None):
+        if on_cpu and block_size % CPU_BLOCK_SIZE:
+            # vLLM would fail deep in a worker process with a message the user never sees.
+            raise ConfigurationError(
+                f"WRAPSERVE_BLOCK_SIZE={block_size}: vLLM's CPU attention needs a multiple of 32"
+            )
         options["block_size"] = block_size
     if kv_cache_gib := settings.kv_cache_gib or (CPU_KV_CACHE_GIB if on_cpu else None):
         options["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)

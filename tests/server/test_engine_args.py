@@ -9,6 +9,7 @@ import pytest
 from models import ModelRegistry
 from server.engine import _engine_args, detect_device
 from server.settings import Settings
+from wrappers.errors import ConfigurationError
 
 MANIFEST = ModelRegistry.load().get("smollm2-135m-instruct")
 
@@ -52,6 +53,12 @@ def test_block_size_is_32_on_cpu_vllms_own_on_gpu_unless_set() -> None:
     assert _engine_args(Settings(), MANIFEST, Path("/w"), "cpu").block_size == 32
     assert _engine_args(Settings(), MANIFEST, Path("/w"), "cuda").block_size is None
     assert _engine_args(Settings(block_size=64), MANIFEST, Path("/w"), "cpu").block_size == 64
+
+
+def test_a_block_size_the_cpu_backend_cannot_run_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="multiple of 32"):
+        _engine_args(Settings(block_size=16), MANIFEST, Path("/w"), "cpu")
+    assert _engine_args(Settings(block_size=16), MANIFEST, Path("/w"), "cuda").block_size == 16
 
 
 def test_manifest_engine_options_override_defaults() -> None:
