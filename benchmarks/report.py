@@ -90,7 +90,7 @@ def markdown(results: dict[str, Any]) -> str:
     if speedups:
         lines += [
             "",
-            "## Speed-ups on/off (same server, same calls)",
+            "## Speed-ups on/off (same server, calls of the same kind, fresh texts per run)",
             "",
             "| run | calls/s | p50 ms | p99 ms | output tokens/call | schema-valid |",
             "|---|---|---|---|---|---|",

@@ -99,7 +99,8 @@ class Scenarios:
         }
 
     async def decode_modes(self, workload: Workload, modes: tuple[str, ...]) -> dict[str, Any]:
-        """The same calls on Wrapserve in each decoding mode (speed-ups on/off), alternating."""
+        """Wrapserve in each decoding mode (speed-ups on/off): calls of the same kind, each
+        mode on texts of its own (fresh variants of the workload), one mode after another."""
         for mode in modes:  # each mode's grammars (e.g. the regex after a forced prefix) built first
             await self._ws(_one_per_schema(self._fresh(workload)), 8, decode=mode)
         runs = {
