@@ -87,7 +87,7 @@ def _engine_args(settings: Settings, manifest: ModelManifest, weights: Path, dev
         if on_cpu and block_size % CPU_BLOCK_SIZE:
             # vLLM would fail deep in a worker process with a message the user never sees.
             raise ConfigurationError(
-                f"WRAPSERVE_BLOCK_SIZE={block_size}: vLLM's CPU attention needs a multiple of 32"
+                f"WRAPSERVE_BLOCK_SIZE={block_size}: vLLM's CPU attention needs a multiple of {CPU_BLOCK_SIZE}"
             )
         options["block_size"] = block_size
     if kv_cache_gib := settings.kv_cache_gib or (CPU_KV_CACHE_GIB if on_cpu else None):
