@@ -120,8 +120,10 @@ def markdown(results: dict[str, Any]) -> str:
         ):
             lines.append(_row(variant, overhead.get(variant)))
         lines.append(
-            f"| output tokens/s ratio: compact {overhead.get('ratio')}, vLLM json_schema "
-            f"{overhead.get('ratio_vllm_json_schema')} | | | | | |"
+            f"| output tokens/s ratio over {overhead.get('rounds', 1)} rounds: compact "
+            f"{overhead.get('ratio')} (rounds {overhead.get('round_ratios')}), vLLM json_schema "
+            f"{overhead.get('ratio_vllm_json_schema')} (rounds {overhead.get('round_ratios_vllm_json_schema')})"
+            " | | | | | |"
         )
     if "first_call" in results:
         lines += [

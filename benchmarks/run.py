@@ -169,6 +169,7 @@ def _sizes(args: argparse.Namespace) -> Sizes:
         sweep=tuple(int(c) for c in str(args.sweep or mode["sweep"]).split(",") if c),
         steady_calls=int(mode["steady"]),
         variant_share=0.5 if args.quick else 0.4,
+        overhead_rounds=2 if args.quick else 3,
     )
 
 

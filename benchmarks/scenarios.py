@@ -37,6 +37,7 @@ class Sizes:
     sweep: tuple[int, ...]
     steady_calls: int
     variant_share: float  # share of a workload rerun for on/off comparisons
+    overhead_rounds: int  # alternating (structured, unconstrained) pairs
 
 
 def ratio(a: float, b: float) -> float | None:
@@ -139,50 +140,72 @@ class Scenarios:
 
     async def structured_overhead(self, workload: Workload) -> dict[str, Any]:
         """The grammar's cost per output token, alone. Calls of the same kind on the same
-        engine: first constrained by Wrapserve's compact grammar, then unconstrained with the
-        i-th call held to exactly the i-th constrained answer's length (``ignore_eos``), so
-        both runs decode the same tokens per call in the same batch shape and differ only by
-        the grammar. Ratio: structured / unconstrained output tokens per second. vLLM's own
+        engine: constrained by Wrapserve's compact grammar, then unconstrained with the i-th
+        call held to exactly the i-th constrained answer's length (``ignore_eos``), so both
+        decode the same tokens per call in the same batch shape and differ only by the
+        grammar. The pair is repeated ``Sizes.overhead_rounds`` times, alternating, each run
+        on fresh texts; the ratio pools the rounds (structured / unconstrained output tokens
+        per second), and each round's own ratio is kept to show the spread. vLLM's own
         json_schema grammar is measured the same way for comparison."""
-        c = self.sizes.concurrency
         tasks = self._fresh(workload)
         compact = {repr(t.schema()): _regex(t.schema(), "") for t in tasks}
         await self._warm_regexes(self._fresh(workload), compact)
-        constrained = await run_bounded(
-            [partial(self.vllm.chat, t, structured="regex", regex=compact[repr(t.schema())]) for t in tasks],
-            c,
-        )
-        free = await self._length_matched(self._fresh(workload), constrained)
-        tasks = self._fresh(workload)
-        schema_run = await run_bounded(
-            [partial(self.vllm.chat, t, structured="json_schema") for t in tasks], c
-        )
-        schema_free = await self._length_matched(self._fresh(workload), schema_run)
-        structured, schema = summarize(constrained), summarize(schema_run)
+        ours = await self._overhead_rounds(workload, structured="regex", regexes=compact)
+        theirs = await self._overhead_rounds(workload, structured="json_schema")
         return {
-            "structured_compact": structured,
-            "unconstrained_same_lengths": free,
-            "structured_vllm_json_schema": schema,
-            "unconstrained_same_lengths_as_json_schema": schema_free,
-            "ratio": ratio(structured["output_tokens_per_s"], free["output_tokens_per_s"]),
-            "ratio_vllm_json_schema": ratio(
-                schema["output_tokens_per_s"], schema_free["output_tokens_per_s"]
-            ),
-            "method": "unconstrained calls decode exactly as many tokens as the constrained answer (ignore_eos)",
+            "structured_compact": ours["structured"],
+            "unconstrained_same_lengths": ours["unconstrained"],
+            "structured_vllm_json_schema": theirs["structured"],
+            "unconstrained_same_lengths_as_json_schema": theirs["unconstrained"],
+            "ratio": ours["ratio"],
+            "round_ratios": ours["round_ratios"],
+            "ratio_vllm_json_schema": theirs["ratio"],
+            "round_ratios_vllm_json_schema": theirs["round_ratios"],
+            "rounds": self.sizes.overhead_rounds,
+            "method": "rounds of (constrained, unconstrained at the same per-call lengths via ignore_eos), "
+            "fresh texts each run; ratio pooled over rounds",
         }
 
-    async def _length_matched(self, tasks: tuple[Task, ...], constrained: RunStats) -> dict[str, Any]:
+    async def _overhead_rounds(
+        self, workload: Workload, structured: str, regexes: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        constrained_runs: list[RunStats] = []
+        free_runs: list[RunStats] = []
+        for _ in range(self.sizes.overhead_rounds):
+            tasks = self._fresh(workload)
+            calls = [
+                partial(
+                    self.vllm.chat,
+                    t,
+                    structured=structured,
+                    **({"regex": regexes[repr(t.schema())]} if regexes else {}),
+                )
+                for t in tasks
+            ]
+            constrained_runs.append(await run_bounded(calls, self.sizes.concurrency))
+            free_runs.append(await self._length_matched(self._fresh(workload), constrained_runs[-1]))
+        structured_all, free_all = summarize(_pooled(constrained_runs)), summarize(_pooled(free_runs))
+        return {
+            "structured": structured_all,
+            "unconstrained": free_all,
+            "ratio": ratio(structured_all["output_tokens_per_s"], free_all["output_tokens_per_s"]),
+            "round_ratios": [
+                ratio(summarize(a)["output_tokens_per_s"], summarize(b)["output_tokens_per_s"])
+                for a, b in zip(constrained_runs, free_runs, strict=True)
+            ],
+        }
+
+    async def _length_matched(self, tasks: tuple[Task, ...], constrained: RunStats) -> RunStats:
         """Unconstrained calls on new texts of the same kind, the i-th held to the i-th
         constrained answer's length (new texts: the constrained run's prompts are cached)."""
         lengths = [max(1, r.output_tokens) for r in constrained.results]
-        stats = await run_bounded(
+        return await run_bounded(
             [
                 partial(self.vllm.chat, t, structured="none", max_tokens=n, ignore_eos=True)
                 for t, n in zip(tasks, lengths, strict=True)
             ],
             self.sizes.concurrency,
         )
-        return summarize(stats)
 
     async def compact_json(self, workload: Workload) -> dict[str, Any]:
         """Compact grammar (no free whitespace) vs outlines' default whitespace, same engine."""
@@ -251,6 +274,15 @@ class Scenarios:
             "ratio": ratio(first_vllm, steady),
         }
         return out
+
+
+def _pooled(runs: list[RunStats]) -> RunStats:
+    """Several runs as one: all their calls over the sum of their wall times."""
+    return RunStats(
+        results=[r for run in runs for r in run.results],
+        wall_s=sum(run.wall_s for run in runs),
+        concurrency=runs[0].concurrency,
+    )
 
 
 def _one_per_schema(tasks: tuple[Task, ...]) -> tuple[Task, ...]:

@@ -228,7 +228,11 @@ class WrapperService:
             if wrapper.examples
         ]
         failed = 0
-        for outcome in await asyncio.gather(*first_calls, return_exceptions=True):
+        # One group for the queue bound: the bound is for callers, and a small one
+        # (WRAPSERVE_LIMITS__MAX_QUEUED_REQUESTS=4) would otherwise refuse most warm-up calls.
+        async with self._admission.admit_group(len(first_calls), len(first_calls)):
+            outcomes = await asyncio.gather(*first_calls, return_exceptions=True)
+        for outcome in outcomes:
             if isinstance(outcome, OutputTruncated):
                 continue  # the expected end of a one-token call
             if isinstance(outcome, WrapserveError):  # e.g. an index slow to build on a busy machine

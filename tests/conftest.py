@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 # User wrappers the session server loads (WRAPSERVE_WRAPPERS_DIR); the README shows one of them.
 USER_WRAPPERS = REPO / "tests" / "fixtures" / "user_wrappers"
 STARTUP_TIMEOUT_S = 900
+_POLLING = re.compile(r'"message": "GET /(health|metrics) ')
 
 
 def free_port() -> int:
@@ -43,6 +45,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used a server shows that server's last log lines: CI keeps
+    only the pytest output, and the log is where an engine crash or an abort shows."""
+    report = yield
+    if report.failed and call.when == "call":
+        for name, value in getattr(item, "funcargs", {}).items():
+            if isinstance(value, RunningServer):
+                report.sections.append((f"server log of fixture {name!r} (last lines)", value.log_tail()))
+    return report
+
+
 @dataclass
 class RunningServer:
     base_url: str
@@ -53,6 +67,14 @@ class RunningServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The server log's last lines (less the health and metrics polling that tests do),
+        then the engine log's (vLLM's own output, where an engine crash shows)."""
+        kept = [line for line in self.log().splitlines() if not _POLLING.search(line)]
+        engine_log = self.home / "logs" / "engine.log"
+        engine = engine_log.read_text(errors="replace").splitlines() if engine_log.exists() else []
+        return "\n".join([*kept[-lines:], f"--- {engine_log}", *engine[-lines:]])
 
 
 def server_env(home: Path, **extra: str) -> dict[str, str]:

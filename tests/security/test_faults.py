@@ -8,8 +8,10 @@ disconnects, then SIGTERM at its end) and one whose engine gets killed.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import time
@@ -56,12 +58,25 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 def _metric(base_url: str, name: str) -> float:
-    text = httpx.get(f"{base_url}/metrics", headers=AUTH, timeout=30).text
-    return sum(
+    response = httpx.get(f"{base_url}/metrics", headers=AUTH, timeout=30)
+    assert response.status_code == 200, f"/metrics answered {response.status_code}: {response.text[:500]}"
+    values = [
         float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
+        for line in response.text.splitlines()
         if line.startswith(name + " ") or line.startswith(name + "{")
-    )
+    ]
+    assert values, f"/metrics has no {name}: {response.text[:2000]}"
+    return sum(values)
+
+
+def _received(sock: socket.socket) -> bytes:
+    """What the server has sent on a socket so far, without waiting for more."""
+    sock.settimeout(0.5)
+    received = b""
+    with contextlib.suppress(OSError):
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
 
 
 def _wait_for(condition, timeout_s: float, step_s: float = 0.25) -> bool:  # type: ignore[no-untyped-def]
@@ -88,6 +103,14 @@ LONG_COMPLETION = {
     "max_tokens": 4000,
     "ignore_eos": True,  # the model may stop counting at any point; the test needs it busy
 }
+
+
+def test_a_small_queue_bound_does_not_refuse_the_warm_up(keyed: RunningServer) -> None:
+    """Warm-up is the server's own work: all its first calls run even with a bound of 4."""
+    match = re.search(r"\((\d+) first calls run, (\d+) failed\)", keyed.log())
+    assert match, "no warm-up line in the server log"
+    first_calls, failed = (int(group) for group in match.groups())
+    assert first_calls > QUEUE_BOUND and failed == 0, match.group(0)
 
 
 # -- auth ------------------------------------------------------------------------------
@@ -210,7 +233,12 @@ def test_client_disconnect_frees_the_engine_slot(keyed: RunningServer, stream: b
         if stream:
             assert sock.recv(4096).startswith(b"HTTP/1.1 200")  # tokens are flowing
         time.sleep(1)
-        assert _engine_busy(base), "the generation ended by itself; nothing to test"
+        if not _engine_busy(base):
+            health = httpx.get(f"{base}/health", timeout=10)
+            pytest.fail(
+                f"the generation ended by itself; nothing to test. /health: {health.status_code} "
+                f"{health.text[:300]}; the response's last bytes: {_received(sock)[-1500:]!r}"
+            )
     finally:
         sock.close()  # the client goes away mid-generation
     assert _wait_for(lambda: not _engine_busy(base), 20), "the engine request kept running"
@@ -229,7 +257,9 @@ def test_sigterm_with_requests_in_flight_loses_none(keyed: RunningServer) -> Non
             pool.submit(httpx.post, f"{base}/v1/completions", json=body, headers=AUTH, timeout=600)
             for _ in range(3)
         ]
-        assert _wait_for(lambda: _metric(base, "wrapserve_admitted_requests") >= 3, 120)
+        if not _wait_for(lambda: _metric(base, "wrapserve_admitted_requests") >= 3, 120):
+            done = [f.result().text[:300] for f in futures if f.done()]
+            pytest.fail(f"the three requests were never in flight together; answered already: {done}")
         assert _engine_busy(base)
         os.kill(keyed.process.pid, signal.SIGTERM)
         responses = [future.result() for future in futures]
