@@ -251,7 +251,8 @@ def test_client_disconnect_frees_the_engine_slot(keyed: RunningServer, stream: b
 
 def test_sigterm_with_requests_in_flight_loses_none(keyed: RunningServer) -> None:
     base = keyed.base_url
-    body = {**LONG_COMPLETION, "max_tokens": 48}
+    # Long enough that a fast machine cannot finish all three between two polls of /metrics.
+    body = {**LONG_COMPLETION, "max_tokens": 256}
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
         futures = [
             pool.submit(httpx.post, f"{base}/v1/completions", json=body, headers=AUTH, timeout=600)
