@@ -17,7 +17,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from benchmarks.clients import CallResult, RunStats, VllmClient, WrapserveClient, run_bounded, summarize
 from benchmarks.workloads import Task, Workload, sentiment_items
@@ -167,7 +167,10 @@ class Scenarios:
         }
 
     async def _overhead_rounds(
-        self, workload: Workload, structured: str, regexes: dict[str, str] | None = None
+        self,
+        workload: Workload,
+        structured: Literal["json_schema", "regex"],
+        regexes: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         constrained_runs: list[RunStats] = []
         free_runs: list[RunStats] = []
@@ -178,7 +181,7 @@ class Scenarios:
                     self.vllm.chat,
                     t,
                     structured=structured,
-                    **({"regex": regexes[repr(t.schema())]} if regexes else {}),
+                    regex=regexes[repr(t.schema())] if regexes else None,
                 )
                 for t in tasks
             ]
