@@ -5,10 +5,10 @@ as constrained decoding (what vLLM's server does with ``response_format``) again
 scoring (what Wrapserve does), on one engine in one run:
 
 - ``--block-size``: how much the KV block size (the prefix cache's unit) is worth.
-- ``--layout aligned``: what the ratio becomes when the part of the prompt that is static
-  per label set fills whole KV blocks (labels moved to the system message and padded with
-  `` .`` pairs), so the prefix cache serves all of it. ``as-rendered`` is the wrapper's
-  own prompt.
+- ``--layout aligned``: what the ratio becomes when the system turn (instructions and the
+  label set) is padded to whole KV blocks, as Wrapserve's engine does
+  (``server/prefix_layout.py``), so the prefix cache serves all of it. ``as-rendered`` is
+  the wrapper's messages as any client would send them.
 
 Each mode gets its own unique texts (none meets a prompt another run cached), after a
 warm-up on a third set. The model, dtype and grammar backend are the server benchmark's.
@@ -17,7 +17,7 @@ warm-up on a third set. The model, dtype and grammar backend are the server benc
 from __future__ import annotations
 
 import argparse
-import itertools
+import functools
 import json
 import time
 from pathlib import Path
@@ -26,8 +26,7 @@ from typing import Any
 from benchmarks.servers import ServerConfig
 from benchmarks.workloads import Task, classify_tasks
 from server.decoding import choice_field
-
-PAD_PAIRS_MAX = 64
+from server.prefix_layout import system_padding
 
 
 def _args() -> argparse.Namespace:
@@ -41,41 +40,32 @@ def _args() -> argparse.Namespace:
 
 
 class Prompts:
-    """Token ids of each task's chat prompt, as rendered or block-aligned."""
+    """Token ids of each task's chat prompt, as rendered or with the system turn block-aligned."""
 
     def __init__(self, tokenizer: Any, layout: str, block_size: int) -> None:
         self.tokenizer = tokenizer
         self.layout = layout
         self.block_size = block_size
-        self._pads: dict[str, int] = {}
 
-    def _ids(self, system: str, user: str) -> list[int]:
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    def _render(self, chat: list[dict[str, str]], generation_prompt: bool) -> str:
+        text = self.tokenizer.apply_chat_template(
+            chat, tokenize=False, add_generation_prompt=generation_prompt
+        )
+        assert isinstance(text, str)
+        return text
+
+    def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def _pad(self, system: str) -> int:
-        """`` .`` pairs after ``system`` that make the shared prefix whole blocks."""
-        if system not in self._pads:
-            self._pads[system] = 0
-            for pairs in range(PAD_PAIRS_MAX):
-                a = self._ids(system + " ." * pairs, "Text: Message 12345: zebra")
-                b = self._ids(system + " ." * pairs, "Text: Message 67890: apple")
-                shared = sum(
-                    1 for _ in itertools.takewhile(lambda pair: pair[0] == pair[1], zip(a, b, strict=False))
-                )
-                if shared % self.block_size == 0:
-                    self._pads[system] = pairs
-                    break
-        return self._pads[system]
+    @functools.cache  # noqa: B019 - one instance per run
+    def _padding(self, system: str) -> str:
+        return system_padding(system, self.block_size, self._render, self._encode)
 
     def __call__(self, task: Task) -> list[int]:
-        system, user = (m.content for m in task.messages())
+        chat = [{"role": m.role, "content": m.content} for m in task.messages()]
         if self.layout == "aligned":
-            labels_line, text_line = user.split("\n", 1)
-            system = f"{system}\n\n{labels_line}"
-            system, user = system + " ." * self._pad(system), text_line
-        return self._ids(system, user)
+            chat[0]["content"] += self._padding(chat[0]["content"])
+        return self._encode(self._render(chat, True))
 
 
 def main() -> int:

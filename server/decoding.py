@@ -43,10 +43,11 @@ DecodeMode = Literal["auto", "score", "generate", "plain"]
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    """Which speed-ups ``auto`` may use (both on by default; see ``Settings``)."""
+    """Which speed-ups ``auto`` may use (all on by default; see ``Settings``)."""
 
     forced_prefix: bool = True
     choice_scoring: bool = True
+    align_prefix: bool = True  # system turns padded to whole prefix-cache blocks
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Decoded:
     completion_tokens: int
     mode: str
     scores: dict[str, float] | None = None
+    cached_prompt_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,9 @@ class Decoder:
             assert field is not None
             return await self._score(engine, messages, field, sampling)
         prefix, constraint = self.constraint(grammar, resolved)
-        prompt = engine.encode_chat(messages, assistant_prefix=prefix)
+        prompt = engine.encode_chat(
+            messages, assistant_prefix=prefix, align_system=self.settings.align_prefix
+        )
         check_prompt_fits(len(prompt), sampling.max_tokens, engine.info.max_model_len)
         result = await engine.generate(
             GenerationRequest(f"wrp-{uuid.uuid4().hex}", prompt, sampling, constraint)
@@ -187,15 +191,19 @@ class Decoder:
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
             mode=resolved,
+            cached_prompt_tokens=result.cached_prompt_tokens,
         )
 
     async def _score(
         self, engine: Engine, messages: Sequence[ChatMessage], field: ChoiceField, sampling: Sampling
     ) -> Decoded:
-        prompt = engine.encode_chat(messages, assistant_prefix=field.prefix)
+        prompt = engine.encode_chat(
+            messages, assistant_prefix=field.prefix, align_system=self.settings.align_prefix
+        )
         check_prompt_fits(len(prompt), 1, engine.info.max_model_len)
         continuations = [engine.encode_text(field.continuation(label)) for label in field.labels]
-        logprobs = await engine.score(f"wrp-{uuid.uuid4().hex}", prompt, continuations)
+        scored = await engine.score(f"wrp-{uuid.uuid4().hex}", prompt, continuations)
+        logprobs = list(scored.logprobs)
         probabilities = _softmax(logprobs)
         if sampling.temperature > 0:
             # Sample from the labels' distribution at the requested temperature.
@@ -211,4 +219,5 @@ class Decoder:
             completion_tokens=1,  # the one engine step that scored every label
             mode="score",
             scores={name: round(p, 6) for name, p in zip(field.labels, probabilities, strict=True)},
+            cached_prompt_tokens=scored.cached_prompt_tokens,
         )

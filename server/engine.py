@@ -9,6 +9,7 @@ enforced by vLLM's grammar backend (outlines by default) from the constraint tha
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -26,9 +27,11 @@ from server.generation import (
     GenerationRequest,
     GenerationResult,
     Sampling,
+    Scores,
     StreamDelta,
     TokenLogprob,
 )
+from server.prefix_layout import Chat, system_padding
 from server.settings import Settings
 from wrappers.errors import BadRequest, ConfigurationError, EngineUnavailable
 
@@ -49,6 +52,7 @@ CPU_BLOCK_SIZE = 32
 GPU_MEMORY_FRACTION = 0.9
 # vLLM's bound on ``SamplingParams.logprob_token_ids`` per request.
 _MAX_SCORED_TOKENS = 128
+_PADDED_SYSTEM_TURNS = 1024  # distinct system turns (label sets...) whose padding is remembered
 
 
 def detect_device(requested: str) -> str:
@@ -167,6 +171,12 @@ class VllmEngine:
         self._tokenizer = llm.get_tokenizer()
         self._chat_template = chat_template
         self.info = info
+        cache = getattr(getattr(llm, "vllm_config", None), "cache_config", None)
+        # Only whole KV blocks are shared by vLLM's prefix cache; None: no prefix cache.
+        self._block_size: int | None = (
+            cache.block_size if cache is not None and cache.enable_prefix_caching else None
+        )
+        self._system_padding = functools.lru_cache(maxsize=_PADDED_SYSTEM_TURNS)(self._padding_for)
 
     @classmethod
     async def start(cls, settings: Settings, manifest: ModelManifest, weights: Path) -> VllmEngine:
@@ -202,14 +212,23 @@ class VllmEngine:
 
     # -- prompts ---------------------------------------------------------------------
 
-    def encode_chat(self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "") -> list[int]:
+    def encode_chat(
+        self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_system: bool = False
+    ) -> list[int]:
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        if align_system and len(chat) > 1 and chat[0]["role"] == "system" and self._block_size:
+            chat[0]["content"] += self._system_padding(chat[0]["content"])
+        return self.encode_text(self._render(chat, True) + assistant_prefix)
+
+    def _render(self, chat: Chat, generation_prompt: bool) -> str:
         rendered = self._tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages],
-            tokenize=False,
-            add_generation_prompt=True,
-            chat_template=self._chat_template,
+            chat, tokenize=False, add_generation_prompt=generation_prompt, chat_template=self._chat_template
         )
-        return self.encode_text(rendered + assistant_prefix)
+        assert isinstance(rendered, str)
+        return rendered
+
+    def _padding_for(self, system: str) -> str:
+        return system_padding(system, self._block_size or 1, self._render, self.encode_text)
 
     def encode_text(self, text: str) -> list[int]:
         # The chat template already carries the special tokens it wants.
@@ -303,15 +322,17 @@ class VllmEngine:
 
     async def score(
         self, request_id: str, prompt_token_ids: Sequence[int], continuations: Sequence[Sequence[int]]
-    ) -> list[float]:
+    ) -> Scores:
         if not continuations or any(not tokens for tokens in continuations):
             raise BadRequest("every continuation to score needs at least one token")
         firsts = [tokens[0] for tokens in continuations]
         if len(set(firsts)) == len(firsts) and len(firsts) <= _MAX_SCORED_TOKENS:
             # One forward pass: the next-token log-probs (raw, before any processing) of
             # each continuation's first token; the prompt prefix comes from the cache.
-            position = await self._one_step(request_id, list(prompt_token_ids), logprob_token_ids=firsts)
-            return [float(position[token].logprob) for token in firsts]
+            position, cached = await self._one_step(
+                request_id, list(prompt_token_ids), logprob_token_ids=firsts
+            )
+            return Scores(tuple(float(position[token].logprob) for token in firsts), cached)
         scored = await asyncio.gather(
             *(
                 self._one_step(
@@ -320,11 +341,15 @@ class VllmEngine:
                 for index, tokens in enumerate(continuations)
             )
         )
-        return [float(total) for total in scored]
+        # Each continuation ran as its own request over the same prompt: the fewest cached is
+        # what the prompt was guaranteed to get from the cache.
+        return Scores(tuple(float(total) for total, _ in scored), min(cached for _, cached in scored))
 
-    async def _one_step(self, request_id: str, prompt: list[int], **options: Any) -> Any:
-        """One engine step. With ``logprob_token_ids``: that step's log-prob per token id.
-        With ``prompt_logprobs=k``: the summed log-probs of the prompt's last k tokens."""
+    async def _one_step(self, request_id: str, prompt: list[int], **options: Any) -> tuple[Any, int]:
+        """One engine step, and how many prompt tokens the prefix cache served.
+
+        With ``logprob_token_ids``: that step's log-prob per token id. With
+        ``prompt_logprobs=k``: the summed log-probs of the prompt's last k tokens."""
         from vllm.sampling_params import RequestOutputKind, SamplingParams
 
         tail = options.pop("prompt_logprobs", 0)
@@ -341,10 +366,11 @@ class VllmEngine:
             final = output
         if final is None or any(c.finish_reason == "error" for c in final.outputs):
             raise _request_error(request)
+        cached = final.num_cached_tokens or 0
         if tail:
             rows = final.prompt_logprobs[-tail:]
-            return sum(row[token].logprob for row, token in zip(rows, prompt[-tail:], strict=True))
-        return final.outputs[0].logprobs[0]
+            return sum(row[token].logprob for row, token in zip(rows, prompt[-tail:], strict=True)), cached
+        return final.outputs[0].logprobs[0], cached
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:
         produced: dict[int, int] = {}

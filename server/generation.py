@@ -93,6 +93,14 @@ class GenerationResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Scores:
+    """What ``Engine.score`` found: one log-probability per continuation, in order."""
+
+    logprobs: tuple[float, ...]
+    cached_prompt_tokens: int = 0  # prompt tokens served from the prefix cache
+
+
+@dataclass(frozen=True, slots=True)
 class StreamDelta:
     """New text of one choice; ``finish_reason`` is set on that choice's last delta."""
 
@@ -119,11 +127,15 @@ class Engine(Protocol):
 
     info: EngineInfo
 
-    def encode_chat(self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "") -> list[int]:
+    def encode_chat(
+        self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_system: bool = False
+    ) -> list[int]:
         """Token ids of a chat rendered with the model's template, ready for the answer.
 
         ``assistant_prefix`` is text the answer is forced to start with; it is part of
-        the prompt, so it costs prefill, not decode steps.
+        the prompt, so it costs prefill, not decode steps. ``align_system`` pads a leading
+        system turn (with content the model ignores) to whole prefix-cache blocks, for
+        system turns that repeat across calls (wrappers'); not for clients' own chats.
         """
         ...
 
@@ -135,7 +147,7 @@ class Engine(Protocol):
 
     async def score(
         self, request_id: str, prompt_token_ids: Sequence[int], continuations: Sequence[Sequence[int]]
-    ) -> list[float]:
+    ) -> Scores:
         """Log-probability the model gives each continuation right after the prompt.
 
         For choosing among continuations: where their first tokens differ, a continuation

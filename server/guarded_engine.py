@@ -33,8 +33,10 @@ class GuardedEngine:
     def __getattr__(self, name: str) -> Any:  # engine-specific extras (kv_cache_usage, ...)
         return getattr(self._inner, name)
 
-    def encode_chat(self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "") -> list[int]:
-        return self._inner.encode_chat(messages, assistant_prefix=assistant_prefix)
+    def encode_chat(
+        self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_system: bool = False
+    ) -> list[int]:
+        return self._inner.encode_chat(messages, assistant_prefix=assistant_prefix, align_system=align_system)
 
     def encode_text(self, text: str) -> list[int]:
         return self._inner.encode_text(text)

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # Wrapper-specific speed-ups (see server/decoding.py); on by default, off for comparisons.
     forced_prefix: bool = True  # a grammar's forced opening goes into the prompt, not decode steps
     choice_scoring: bool = True  # one-label outputs are scored from log-probs in one forward pass
+    # A wrapper's system turn is padded to whole KV blocks, so the prefix cache serves all of it
+    align_prefix: bool = True
 
     # Request bounds (WRAPSERVE_LIMITS__MAX_TOKENS=... etc.)
     limits: Limits = Field(default_factory=Limits)

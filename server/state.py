@@ -49,7 +49,9 @@ class ServerState:
             self.grammars,
             self.require_engine,
             self.settings.limits,
-            DecodeSettings(self.settings.forced_prefix, self.settings.choice_scoring),
+            DecodeSettings(
+                self.settings.forced_prefix, self.settings.choice_scoring, self.settings.align_prefix
+            ),
             admission=self.admission,
         )
 

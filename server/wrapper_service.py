@@ -61,6 +61,7 @@ class Invocation:
     finish_reason: str
     latency_ms: float
     scores: dict[str, float] | None = None  # label -> probability, for scored choice outputs
+    cached_prompt_tokens: int = 0  # of prompt_tokens, served from the engine's prefix cache
 
     def as_json(self) -> dict[str, Any]:
         extra = {} if self.scores is None else {"scores": self.scores}
@@ -70,7 +71,11 @@ class Invocation:
             "version": self.wrapper.version,
             "fingerprint": self.wrapper.fingerprint(),
             "model": self.model,
-            "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens},
+            "usage": {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "cached_prompt_tokens": self.cached_prompt_tokens,
+            },
             "finish_reason": self.finish_reason,
             "latency_ms": round(self.latency_ms, 2),
             **extra,
@@ -158,6 +163,7 @@ class WrapperService:
             finish_reason=decoded.finish_reason,
             latency_ms=(time.perf_counter() - started) * 1000,
             scores=decoded.scores,
+            cached_prompt_tokens=decoded.cached_prompt_tokens,
         )
 
     def _parse_output(

@@ -103,6 +103,10 @@ class Wrapper:
     instructions: ClassVar[str]
     # Jinja (sandboxed) rendering the user turn from the input's fields.
     template: ClassVar[str]
+    # Jinja rendering the part of the input that repeats across calls (a label set, a list
+    # of intents). It closes the system turn, so the prefix cache serves it to every call
+    # that shares it; the per-call text stays in ``template``. Empty: the turn is static.
+    context_template: ClassVar[str] = ""
     sampling: ClassVar[WrapperSampling] = WrapperSampling()
     model: ClassVar[str | None] = None
     examples: ClassVar[tuple[Example, ...]] = ()
@@ -147,6 +151,8 @@ class Wrapper:
             "sampling": cls.sampling.model_dump(),
             "model": cls.model,
         }
+        if cls.context_template:  # absent from wrappers without one: their locked prints stay
+            content["context_template"] = cls.context_template
         digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
         return f"sha256:{digest[:16]}"
 
@@ -185,8 +191,14 @@ class Wrapper:
 
     @classmethod
     def messages(cls, data: BaseModel) -> list[Message]:
-        user = _compiled_template(cls.template).render(**data.model_dump(mode="json", by_alias=True)).strip()
-        return [Message(role="system", content=cls.system_prompt()), Message(role="user", content=user)]
+        values = data.model_dump(mode="json", by_alias=True)
+        system = cls.system_prompt()
+        if cls.context_template and (
+            context := _compiled_template(cls.context_template).render(**values).strip()
+        ):
+            system = f"{system}\n\n{context}"
+        user = _compiled_template(cls.template).render(**values).strip()
+        return [Message(role="system", content=system), Message(role="user", content=user)]
 
 
 # A pattern longer than this is left out of the prompt: the grammar enforces it anyway, and

@@ -135,6 +135,7 @@ def _completion(invocation: Invocation) -> ChatCompletion:
             prompt_tokens=invocation.prompt_tokens,
             completion_tokens=invocation.completion_tokens,
             total_tokens=invocation.prompt_tokens + invocation.completion_tokens,
+            prompt_tokens_details={"cached_tokens": invocation.cached_prompt_tokens},
         ),
         system_fingerprint=wrapper.fingerprint(),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wrappers.base import Wrapper
-from wrappers.catalogue.classify import Classify, DetectLanguage, Intent, Sentiment
+from wrappers.catalogue.classify import Classify, ClassifyFirstRelease, DetectLanguage, Intent, Sentiment
 from wrappers.catalogue.evaluate import Compare, FactCheck, Grade
 from wrappers.catalogue.extract import Contact, Entities, Extract, Invoice, Keywords
 from wrappers.catalogue.report import Report, Summarize
@@ -15,6 +15,7 @@ BUILTINS: tuple[type[Wrapper], ...] = (
     # classify
     Sentiment,
     Classify,
+    ClassifyFirstRelease,
     Intent,
     DetectLanguage,
     # extract

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from wrappers.base import Example, Wrapper, WrapperSampling
 
-__all__ = ["Classify", "DetectLanguage", "Intent", "Sentiment"]
+__all__ = ["Classify", "ClassifyFirstRelease", "DetectLanguage", "Intent", "Sentiment"]
 
 Language = Literal[
     "en",
@@ -79,7 +79,7 @@ class Sentiment(Wrapper):
 
 class Classify(Wrapper):
     name = "classify"
-    version = "1.0.0"
+    version = "1.1.0"
     description = "Put a text into exactly one of the labels given with the call."
     task = "classify"
 
@@ -101,11 +101,12 @@ class Classify(Wrapper):
         label: str
 
     instructions = "You classify a text into exactly one of the given labels. Pick the label that fits best."
-    template = (
-        "Labels: {{ labels | join(', ') }}\n"
-        "{% if guidance %}Guidance: {{ guidance }}\n{% endif %}"
-        "Text: {{ text }}"
+    # 1.1.0: the labels (and guidance) close the system turn, so calls that share a label
+    # set share its prompt prefix in the KV cache; 1.0.0 sent them with the text.
+    context_template = (
+        "Labels: {{ labels | join(', ') }}{% if guidance %}\nGuidance: {{ guidance }}{% endif %}"
     )
+    template = "Text: {{ text }}"
     sampling = WrapperSampling(max_tokens=64)
     examples = (
         Example(
@@ -144,6 +145,18 @@ class Classify(Wrapper):
             "required": ["label"],
             "additionalProperties": False,
         }
+
+
+class ClassifyFirstRelease(Classify):
+    """classify@1.0.0, kept so that callers pinned to it get the prompt it was released with."""
+
+    version = "1.0.0"
+    context_template = ""
+    template = (
+        "Labels: {{ labels | join(', ') }}\n"
+        "{% if guidance %}Guidance: {{ guidance }}\n{% endif %}"
+        "Text: {{ text }}"
+    )
 
 
 class Intent(Wrapper):
