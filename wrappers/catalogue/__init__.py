@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from wrappers.base import Wrapper
-from wrappers.catalogue.classify import Classify, ClassifyFirstRelease, DetectLanguage, Intent, Sentiment
+from wrappers.catalogue.classify import (
+    Classify,
+    ClassifyFirstRelease,
+    DetectLanguage,
+    Intent,
+    IntentFirstRelease,
+    Sentiment,
+)
 from wrappers.catalogue.evaluate import Compare, FactCheck, Grade
-from wrappers.catalogue.extract import Contact, Entities, Extract, Invoice, Keywords
+from wrappers.catalogue.extract import Contact, Entities, Extract, ExtractFirstRelease, Invoice, Keywords
 from wrappers.catalogue.report import Report, Summarize
 from wrappers.catalogue.transform import Redact, Rewrite, Translate
 
@@ -17,9 +24,11 @@ BUILTINS: tuple[type[Wrapper], ...] = (
     Classify,
     ClassifyFirstRelease,
     Intent,
+    IntentFirstRelease,
     DetectLanguage,
     # extract
     Extract,
+    ExtractFirstRelease,
     Entities,
     Contact,
     Invoice,

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from wrappers.base import Example, Wrapper, WrapperSampling
 
-__all__ = ["Classify", "ClassifyFirstRelease", "DetectLanguage", "Intent", "Sentiment"]
+__all__ = ["Classify", "ClassifyFirstRelease", "DetectLanguage", "Intent", "IntentFirstRelease", "Sentiment"]
 
 Language = Literal[
     "en",
@@ -161,7 +161,7 @@ class ClassifyFirstRelease(Classify):
 
 class Intent(Wrapper):
     name = "intent"
-    version = "1.0.0"
+    version = "1.1.0"
     description = "Route a user message to one of the intents given with the call (or 'other')."
     task = "classify"
 
@@ -190,10 +190,10 @@ class Intent(Wrapper):
         "You route a user's message to the intent it expresses. Choose exactly one of the listed intents; "
         "choose 'other' only when none of them fits."
     )
-    template = (
-        "Intents:\n{% for intent, meaning in intents.items() %}- {{ intent }}{% if meaning %}: {{ meaning }}{% endif %}\n{% endfor %}"
-        "Message: {{ message }}"
-    )
+    # 1.1.0: the intents close the system turn (shared through the prefix cache by every
+    # call with the same intents); 1.0.0 sent them with the message.
+    context_template = "Intents:{% for intent, meaning in intents.items() %}\n- {{ intent }}{% if meaning %}: {{ meaning }}{% endif %}{% endfor %}"
+    template = "Message: {{ message }}"
     sampling = WrapperSampling(max_tokens=32)
     examples = (
         Example(
@@ -278,4 +278,15 @@ class DetectLanguage(Wrapper):
             input={"text": "Ich habe heute keine Zeit, weil ich arbeiten muss."}, accept={"language": ["de"]}
         ),
         Example(input={"text": "¿Dónde está la estación de tren más cercana?"}, accept={"language": ["es"]}),
+    )
+
+
+class IntentFirstRelease(Intent):
+    """intent@1.0.0, kept so that callers pinned to it get the prompt it was released with."""
+
+    version = "1.0.0"
+    context_template = ""
+    template = (
+        "Intents:\n{% for intent, meaning in intents.items() %}- {{ intent }}{% if meaning %}: {{ meaning }}{% endif %}\n{% endfor %}"
+        "Message: {{ message }}"
     )

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, RootModel
 from wrappers.base import Example, Wrapper, WrapperSampling
 from wrappers.catalogue.text import NAME_WORD, phrase
 
-__all__ = ["Contact", "Entities", "Extract", "Invoice", "Keywords"]
+__all__ = ["Contact", "Entities", "Extract", "ExtractFirstRelease", "Invoice", "Keywords"]
 
 # Generated strings are bounded in words, not maxLength (see wrappers/catalogue/text.py).
 Name = Annotated[str, phrase(3, word=NAME_WORD)]
@@ -18,7 +18,7 @@ Name = Annotated[str, phrase(3, word=NAME_WORD)]
 
 class Extract(Wrapper):
     name = "extract"
-    version = "1.0.0"
+    version = "1.1.0"
     description = "Extract data from a text into the JSON Schema given with the call."
     task = "extract"
 
@@ -35,7 +35,10 @@ class Extract(Wrapper):
         "You extract information from a text into JSON that follows the given JSON Schema. "
         "Copy values from the text; do not invent facts that are not in it."
     )
-    template = "JSON Schema: {{ schema | json }}\nText: {{ text }}"
+    # 1.1.0: the schema closes the system turn (shared through the prefix cache by every
+    # call with the same schema); 1.0.0 sent it with the text.
+    context_template = "JSON Schema: {{ schema | json }}"
+    template = "Text: {{ text }}"
     sampling = WrapperSampling(max_tokens=512)
     examples = (
         Example(
@@ -81,6 +84,14 @@ class Extract(Wrapper):
     def output_schema(cls, data: BaseModel) -> dict[str, Any]:
         assert isinstance(data, cls.Input)
         return data.schema_
+
+
+class ExtractFirstRelease(Extract):
+    """extract@1.0.0, kept so that callers pinned to it get the prompt it was released with."""
+
+    version = "1.0.0"
+    context_template = ""
+    template = "JSON Schema: {{ schema | json }}\nText: {{ text }}"
 
 
 class Entity(BaseModel):
