@@ -22,17 +22,19 @@ def compiler() -> Iterator[GrammarCompiler]:
 
 
 def _ids(wrapper: type[Wrapper]) -> str:
-    return wrapper.name
+    return wrapper.ref()
 
 
 def test_the_catalogue_is_complete_and_unambiguous() -> None:
     assert len(BUILTINS) >= 12
-    names = Counter(wrapper.name for wrapper in BUILTINS)
-    assert not [name for name, count in names.items() if count > 1], names
+    refs = Counter(wrapper.ref() for wrapper in BUILTINS)
+    assert not [ref for ref, count in refs.items() if count > 1], refs
     assert {wrapper.task for wrapper in BUILTINS} == set(get_args(Task))
     for wrapper in BUILTINS:
-        assert wrapper.version == "1.0.0"
+        assert wrapper.version_tuple()[0] == 1  # no breaking release yet: every name@1 resolves
         assert wrapper.description.strip() and wrapper.instructions.strip()
+    # Every name's first release is still served (callers pin name@1.0.0).
+    assert {w.name for w in BUILTINS} == {w.name for w in BUILTINS if w.version == "1.0.0"}
 
 
 @pytest.mark.parametrize("wrapper", BUILTINS, ids=_ids)
@@ -68,8 +70,13 @@ def test_the_system_prompt_is_static_and_comes_first(wrapper: type[Wrapper]) -> 
     first, second = (wrapper.Input.model_validate(example.input) for example in wrapper.examples[:2])
     one, two = wrapper.messages(first), wrapper.messages(second)
     assert [m.role for m in one] == [m.role for m in two] == ["system", "user"]
-    assert one[0].content.encode() == two[0].content.encode()
-    assert one[0].content.startswith(wrapper.instructions.strip())
+    static = wrapper.system_prompt()
+    assert static.startswith(wrapper.instructions.strip())
+    # The system turn opens with the static part, byte-identical across calls; a
+    # context_template (a label set, a schema) may close it, and nothing else may.
+    for messages in (one, two):
+        assert messages[0].content.encode()[: len(static.encode())] == static.encode()
+        assert bool(wrapper.context_template) == (messages[0].content != static)
     assert one[1].content != two[1].content
     for data in (first, second):
         for value in data.model_dump().values():
