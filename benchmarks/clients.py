@@ -21,7 +21,7 @@ from benchmarks.workloads import Task
 
 __all__ = ["CallResult", "RunStats", "VllmClient", "WrapserveClient", "run_bounded", "summarize"]
 
-Layout = Literal["static-first", "dynamic-first"]
+Layout = Literal["static-first", "dynamic-first", "block-aligned"]
 
 
 @dataclass
@@ -112,16 +112,32 @@ class WrapserveClient:
 class VllmClient:
     """vLLM's own OpenAI server: the same messages, the same schema via ``response_format``."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, model: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        model: str,
+        system_padding: Callable[[str], str] | None = None,
+    ) -> None:
         self.http = http
         self.base_url = base_url
         self.model = model
+        # system text -> the padding Wrapserve's engine appends (for the block-aligned layout)
+        self.system_padding = system_padding
 
-    @staticmethod
-    def messages(task: Task, layout: Layout = "static-first") -> list[dict[str, str]]:
+    def messages(self, task: Task, layout: Layout = "static-first") -> list[dict[str, str]]:
         rendered = [{"role": m.role, "content": m.content} for m in task.messages()]
         if layout == "static-first":
             return rendered
+        if layout == "block-aligned":
+            # What Wrapserve's engine sends: the system turn padded to whole KV blocks,
+            # here as text in the request (the padding tokenizes back to the same tokens).
+            assert self.system_padding is not None, "block-aligned needs the model's tokenizer"
+            system, *rest = rendered
+            return [
+                {"role": "system", "content": system["content"] + self.system_padding(system["content"])},
+                *rest,
+            ]
         # The same words with the per-call text first: no two prompts share a prefix
         # beyond the chat template's header, so the prefix cache cannot help.
         system = "\n\n".join(m["content"] for m in rendered if m["role"] == "system")

@@ -17,16 +17,14 @@ warm-up on a third set. The model, dtype and grammar backend are the server benc
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 from benchmarks.servers import ServerConfig
-from benchmarks.workloads import Task, classify_tasks
+from benchmarks.workloads import classify_tasks
 from server.decoding import choice_field
-from server.prefix_layout import system_padding
+from server.prefix_layout import ChatLayout
 
 
 def _args() -> argparse.Namespace:
@@ -39,35 +37,6 @@ def _args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-class Prompts:
-    """Token ids of each task's chat prompt, as rendered or with the system turn block-aligned."""
-
-    def __init__(self, tokenizer: Any, layout: str, block_size: int) -> None:
-        self.tokenizer = tokenizer
-        self.layout = layout
-        self.block_size = block_size
-
-    def _render(self, chat: list[dict[str, str]], generation_prompt: bool) -> str:
-        text = self.tokenizer.apply_chat_template(
-            chat, tokenize=False, add_generation_prompt=generation_prompt
-        )
-        assert isinstance(text, str)
-        return text
-
-    def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
-
-    @functools.cache  # noqa: B019 - one instance per run
-    def _padding(self, system: str) -> str:
-        return system_padding(system, self.block_size, self._render, self._encode)
-
-    def __call__(self, task: Task) -> list[int]:
-        chat = [{"role": m.role, "content": m.content} for m in task.messages()]
-        if self.layout == "aligned":
-            chat[0]["content"] += self._padding(chat[0]["content"])
-        return self._encode(self._render(chat, True))
-
-
 def main() -> int:
     args = _args()
     from transformers import AutoTokenizer
@@ -77,8 +46,14 @@ def main() -> int:
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     n = args.calls
     tasks = classify_tasks(2 * n + 20, seed=123)
-    render = Prompts(tokenizer, args.layout, args.block_size)
-    prompts = [render(task) for task in tasks]
+    layout = ChatLayout(tokenizer, None, args.block_size)
+    prompts = [
+        layout.encode_chat(
+            [{"role": m.role, "content": m.content} for m in task.messages()],
+            align_system=args.layout == "aligned",
+        )
+        for task in tasks
+    ]
     llm = LLM(
         model=str(args.model_dir),
         dtype=args.dtype,

@@ -28,6 +28,7 @@ from benchmarks.scenarios import Scenarios, Sizes, first_call_ms
 from benchmarks.servers import ServerConfig, Servers
 from benchmarks.workloads import Task, build_workload, extract_tasks
 from server.engine import CPU_BLOCK_SIZE
+from server.prefix_layout import ChatLayout
 from wrappers.catalogue.classify import Sentiment
 
 __all__ = ["main"]
@@ -105,6 +106,13 @@ async def _first_calls(ws: WrapserveClient) -> dict[str, float]:
     }
 
 
+def _layout(config: ServerConfig) -> ChatLayout:
+    """The model's chat template and the servers' KV block size (vLLM's CUDA default: 16)."""
+    from transformers import AutoTokenizer
+
+    return ChatLayout(AutoTokenizer.from_pretrained(config.model_dir), None, config.block_size or 16)
+
+
 async def _measure(
     ws_url: str,
     vllm_url: str,
@@ -113,11 +121,12 @@ async def _measure(
     names: list[str],
     first_ws: dict[str, float],
     out: dict[str, Any],
+    layout: ChatLayout,
 ) -> None:
     """Fill ``out`` step by step, most important first, so an interrupted run keeps what it has."""
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     async with httpx.AsyncClient(timeout=600, limits=limits) as http:
-        ws, vllm = WrapserveClient(http, ws_url), VllmClient(http, vllm_url, model)
+        ws, vllm = WrapserveClient(http, ws_url), VllmClient(http, vllm_url, model, layout.padding)
         sentiment = Task(Sentiment, {"text": "The first call after start-up: I really like this server."})
         first_vllm = await first_call_ms(lambda: vllm.chat(sentiment))
         scenarios = Scenarios(ws, vllm, sizes)
@@ -238,7 +247,14 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 asyncio.run(
                     _measure(
-                        ws_server.base_url, vllm_server.base_url, args.model, sizes, names, first_ws, results
+                        ws_server.base_url,
+                        vllm_server.base_url,
+                        args.model,
+                        sizes,
+                        names,
+                        first_ws,
+                        results,
+                        _layout(config),
                     )
                 )
             except KeyboardInterrupt:

@@ -235,15 +235,18 @@ class Scenarios:
         }
 
     async def prefix_layout(self, workload: Workload) -> dict[str, Any]:
-        """Static-first prompts (Wrapserve's layout) vs the same words with the text first."""
+        """On vLLM's server: the wrapper's static-first messages vs the same words with the
+        text first, and the system turn padded to whole KV blocks (as Wrapserve's engine
+        pads it) vs not. Also what vLLM's server gets from the padding Wrapserve uses."""
         c = self.sizes.concurrency
         runs = {
             layout: await self._vllm(self._fresh(workload), c, layout=layout)
-            for layout in ("static-first", "dynamic-first")
+            for layout in ("static-first", "dynamic-first", "block-aligned")
         }
         return {
             "runs": runs,
             "ratio": ratio(runs["static-first"]["calls_per_s"], runs["dynamic-first"]["calls_per_s"]),
+            "aligned_ratio": ratio(runs["block-aligned"]["calls_per_s"], runs["static-first"]["calls_per_s"]),
         }
 
     async def sweep(self, workload: Workload) -> dict[str, Any]:

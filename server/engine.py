@@ -9,7 +9,6 @@ enforced by vLLM's grammar backend (outlines by default) from the constraint tha
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import os
@@ -31,7 +30,7 @@ from server.generation import (
     StreamDelta,
     TokenLogprob,
 )
-from server.prefix_layout import Chat, system_padding
+from server.prefix_layout import ChatLayout
 from server.settings import Settings
 from wrappers.errors import BadRequest, ConfigurationError, EngineUnavailable
 
@@ -52,7 +51,6 @@ CPU_BLOCK_SIZE = 32
 GPU_MEMORY_FRACTION = 0.9
 # vLLM's bound on ``SamplingParams.logprob_token_ids`` per request.
 _MAX_SCORED_TOKENS = 128
-_PADDED_SYSTEM_TURNS = 1024  # distinct system turns (label sets...) whose padding is remembered
 
 
 def detect_device(requested: str) -> str:
@@ -169,14 +167,11 @@ class VllmEngine:
         self._kv_probe = kv_probe
         self._llm = llm
         self._tokenizer = llm.get_tokenizer()
-        self._chat_template = chat_template
         self.info = info
         cache = getattr(getattr(llm, "vllm_config", None), "cache_config", None)
         # Only whole KV blocks are shared by vLLM's prefix cache; None: no prefix cache.
-        self._block_size: int | None = (
-            cache.block_size if cache is not None and cache.enable_prefix_caching else None
-        )
-        self._system_padding = functools.lru_cache(maxsize=_PADDED_SYSTEM_TURNS)(self._padding_for)
+        block_size = cache.block_size if cache is not None and cache.enable_prefix_caching else None
+        self._layout = ChatLayout(self._tokenizer, chat_template, block_size)
 
     @classmethod
     async def start(cls, settings: Settings, manifest: ModelManifest, weights: Path) -> VllmEngine:
@@ -216,23 +211,10 @@ class VllmEngine:
         self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_system: bool = False
     ) -> list[int]:
         chat = [{"role": m.role, "content": m.content} for m in messages]
-        if align_system and len(chat) > 1 and chat[0]["role"] == "system" and self._block_size:
-            chat[0]["content"] += self._system_padding(chat[0]["content"])
-        return self.encode_text(self._render(chat, True) + assistant_prefix)
-
-    def _render(self, chat: Chat, generation_prompt: bool) -> str:
-        rendered = self._tokenizer.apply_chat_template(
-            chat, tokenize=False, add_generation_prompt=generation_prompt, chat_template=self._chat_template
-        )
-        assert isinstance(rendered, str)
-        return rendered
-
-    def _padding_for(self, system: str) -> str:
-        return system_padding(system, self._block_size or 1, self._render, self.encode_text)
+        return self._layout.encode_chat(chat, assistant_prefix, align_system)
 
     def encode_text(self, text: str) -> list[int]:
-        # The chat template already carries the special tokens it wants.
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
+        return self._layout.encode(text)
 
     # -- generation ------------------------------------------------------------------
 

@@ -9,9 +9,11 @@ cache and a call computes only its own text.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["PAD_UNIT", "system_padding"]
+__all__ = ["PAD_UNIT", "ChatLayout", "system_padding"]
 
 # One token in the BPE vocabularies checked; ``system_padding`` counts rather than trusts it.
 PAD_UNIT = " ."
@@ -49,3 +51,42 @@ def system_padding(
         if len(encode(render([{"role": "system", "content": system + padding}], False))) % block_size == 0:
             return padding
     return ""
+
+
+class ChatLayout:
+    """One tokenizer and chat template: render, encode, and the system padding for them.
+
+    The padding is remembered per system text (a wrapper's turn, or a label set's): it
+    costs a few tokenizations the first time a system text is seen.
+    """
+
+    def __init__(
+        self, tokenizer: Any, chat_template: str | None, block_size: int | None, remembered: int = 1024
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.chat_template = chat_template
+        self.block_size = block_size  # None: no prefix cache, nothing to align to
+        self.padding = functools.lru_cache(maxsize=remembered)(self._padding)
+
+    def render(self, chat: Chat, generation_prompt: bool) -> str:
+        rendered = self.tokenizer.apply_chat_template(
+            chat, tokenize=False, add_generation_prompt=generation_prompt, chat_template=self.chat_template
+        )
+        assert isinstance(rendered, str)
+        return rendered
+
+    def encode(self, text: str) -> list[int]:
+        # The chat template already carries the special tokens it wants.
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def encode_chat(self, chat: Chat, assistant_prefix: str = "", align_system: bool = False) -> list[int]:
+        """The chat's token ids, ready for the answer; ``align_system`` pads a leading
+        system turn to whole blocks."""
+        if align_system and self.block_size and len(chat) > 1 and chat[0]["role"] == "system":
+            chat = [{**chat[0], "content": chat[0]["content"] + self.padding(chat[0]["content"])}, *chat[1:]]
+        return self.encode(self.render(chat, True) + assistant_prefix)
+
+    def _padding(self, system: str) -> str:
+        return (
+            system_padding(system, self.block_size or 1, self.render, self.encode) if self.block_size else ""
+        )
