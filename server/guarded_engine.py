@@ -3,8 +3,8 @@
 Wrapping the engine itself (rather than each route) means native wrapper calls, the
 OpenAI routes and batch lines all queue behind the same bound: each generation is
 admitted with its exact cost (prompt tokens + max_tokens x n) before it reaches the
-engine, a stream holds its place until it is closed, and tokens in and out are counted
-for the metrics.
+engine, so is each scoring step, a stream holds its place until it is closed, and tokens
+in and out are counted for the metrics.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from server.admission import Admission
-from server.generation import ChatMessage, Engine, GenerationRequest, GenerationResult, StreamDelta
+from server.generation import ChatMessage, Engine, GenerationRequest, GenerationResult, Scores, StreamDelta
 from server.metrics import Metrics
 
 __all__ = ["GuardedEngine"]
@@ -47,6 +47,18 @@ class GuardedEngine:
         self._metrics.tokens_in.inc(result.prompt_tokens)
         self._metrics.tokens_out.inc(result.completion_tokens)
         return result
+
+    async def score(
+        self, request_id: str, prompt_token_ids: Sequence[int], continuations: Sequence[Sequence[int]]
+    ) -> Scores:
+        # Scored calls (sentiment, classify...) queue behind the same bound as generations:
+        # the prompt, plus each continuation where first tokens collide and each is scored whole.
+        cost = len(prompt_token_ids) + sum(len(tokens) for tokens in continuations)
+        async with self._admission.admit(cost):
+            scores = await self._inner.score(request_id, prompt_token_ids, continuations)
+        self._metrics.tokens_in.inc(len(prompt_token_ids))
+        self._metrics.tokens_out.inc(1)  # the one step that scored every label
+        return scores
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:
         async with self._admission.admit(_cost(request)):

@@ -203,6 +203,25 @@ def test_burst_beyond_the_queue_bound_is_answered_or_refused_with_retry_after(ke
     assert _sentiment(keyed.base_url).status_code == 200
 
 
+def test_scored_wrapper_calls_queue_behind_the_same_bound(keyed: RunningServer) -> None:
+    """Label scoring is one engine step, not a generation; it is admitted all the same."""
+    burst = QUEUE_BOUND * 8
+
+    def one(index: int) -> httpx.Response:
+        body = {"input": {"text": f"Burst message {index}: the parcel came late and broken."}}
+        return httpx.post(
+            f"{keyed.base_url}/v1/wrappers/sentiment/invoke", json=body, headers=AUTH, timeout=600
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=burst) as pool:
+        responses = list(pool.map(one, range(burst)))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses.count(200) >= 1 and statuses.count(429) >= 1, statuses
+    assert all("scores" in r.json() for r in responses if r.status_code == 200)
+    assert _wait_for(lambda: _metric(keyed.base_url, "wrapserve_admitted_requests") == 0, 60)
+
+
 # -- disconnects -----------------------------------------------------------------------
 
 
