@@ -101,7 +101,7 @@ def markdown(results: dict[str, Any]) -> str:
             }
             for variant, run in runs.items():
                 lines.append(_row(f"{name}: {variant}", run))
-            ratios = {k: v for k, v in block.items() if k.startswith("ratio") and v is not None}
+            ratios = {k: v for k, v in block.items() if "ratio" in k and v is not None}
             lines.append(f"| {name}: ratios | {json.dumps(ratios)} | | | | |")
     overhead = results.get("structured_overhead")
     if overhead:
@@ -130,11 +130,14 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "## First call after start vs steady state",
             "",
-            "| wrapper | first ms | steady p50 ms | ratio |",
-            "|---|---|---|---|",
+            "| wrapper | first ms (median over starts) | each start's first ms | steady p50 ms | ratio |",
+            "|---|---|---|---|---|",
         ]
         for name, block in results["first_call"].items():
-            lines.append(f"| {name} | {block['first_ms']} | {block['steady_p50_ms']} | {block['ratio']} |")
+            each = ", ".join(str(ms) for ms in block.get("first_ms_per_start", [block["first_ms"]]))
+            lines.append(
+                f"| {name} | {block['first_ms']} | {each} | {block['steady_p50_ms']} | {block['ratio']} |"
+            )
     if results.get("sweep"):
         lines += [
             "",

@@ -33,3 +33,12 @@ def test_the_committed_results_carry_the_issues_keys_and_render() -> None:
     text = markdown(results)
     assert str(flat["classify.ratio_vs_vllm"]) in text
     assert str(flat["structured_overhead_ratio"]) in text
+
+
+def test_the_report_shows_each_starts_first_call_and_every_ratio() -> None:
+    results = json.loads(LATEST.read_text())
+    results["first_call"]["sentiment"]["first_ms_per_start"] = [111.1, 222.2, 333.3]
+    text = markdown(results)
+    assert "| 111.1, 222.2, 333.3 |" in text
+    layout = results["speedups"]["prefix_cache_layout"]
+    assert f'"aligned_ratio": {layout["aligned_ratio"]}' in text  # not only keys named ratio*
