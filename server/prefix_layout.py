@@ -87,6 +87,6 @@ class ChatLayout:
         return self.encode(self.render(chat, True) + assistant_prefix)
 
     def _padding(self, system: str) -> str:
-        return (
-            system_padding(system, self.block_size or 1, self.render, self.encode) if self.block_size else ""
-        )
+        if not self.block_size:
+            return ""
+        return system_padding(system, self.block_size, self.render, self.encode)
