@@ -117,12 +117,12 @@ class VllmClient:
         http: httpx.AsyncClient,
         base_url: str,
         model: str,
-        system_padding: Callable[[str], str] | None = None,
+        system_padding: Callable[[str, str], str] | None = None,
     ) -> None:
         self.http = http
         self.base_url = base_url
         self.model = model
-        # system text -> the padding Wrapserve's engine appends (for the block-aligned layout)
+        # (system text, user head) -> the padding Wrapserve's engine appends (block-aligned layout)
         self.system_padding = system_padding
 
     def messages(self, task: Task, layout: Layout = "static-first") -> list[dict[str, str]]:
@@ -130,14 +130,13 @@ class VllmClient:
         if layout == "static-first":
             return rendered
         if layout == "block-aligned":
-            # What Wrapserve's engine sends: the system turn padded to whole KV blocks,
-            # here as text in the request (the padding tokenizes back to the same tokens).
+            # What Wrapserve's engine sends: the system turn padded so that the prefix calls
+            # share ends on a KV block boundary, here as text in the request (the padding
+            # tokenizes back to the same tokens).
             assert self.system_padding is not None, "block-aligned needs the model's tokenizer"
             system, *rest = rendered
-            return [
-                {"role": "system", "content": system["content"] + self.system_padding(system["content"])},
-                *rest,
-            ]
+            padding = self.system_padding(system["content"], task.wrapper.user_head())
+            return [{"role": "system", "content": system["content"] + padding}, *rest]
         # The same words with the per-call text first: no two prompts share a prefix
         # beyond the chat template's header, so the prefix cache cannot help.
         system = "\n\n".join(m["content"] for m in rendered if m["role"] == "system")

@@ -50,7 +50,7 @@ def main() -> int:
     prompts = [
         layout.encode_chat(
             [{"role": m.role, "content": m.content} for m in task.messages()],
-            align_system=args.layout == "aligned",
+            align_through=task.wrapper.user_head() if args.layout == "aligned" else None,
         )
         for task in tasks
     ]

@@ -83,8 +83,10 @@ def markdown(results: dict[str, Any]) -> str:
         if name in results:
             lines.append(_row(f"{name}: Wrapserve", results[name]["wrapserve"]))
             lines.append(_row(f"{name}: vLLM", results[name]["vllm"]))
+            rounds = results[name].get("round_ratios", [])
+            spread = f" (rounds {rounds}, pooled)" if len(rounds) > 1 else ""
             lines.append(
-                f"| **{name}: ratio Wrapserve/vLLM** | **{results[name]['ratio_vs_vllm']}** | | | | |"
+                f"| **{name}: ratio Wrapserve/vLLM** | **{results[name]['ratio_vs_vllm']}**{spread} | | | | |"
             )
     speedups = results.get("speedups", {})
     if speedups:

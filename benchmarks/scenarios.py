@@ -37,7 +37,8 @@ class Sizes:
     sweep: tuple[int, ...]
     steady_calls: int
     variant_share: float  # share of a workload rerun for on/off comparisons
-    overhead_rounds: int  # alternating (structured, unconstrained) pairs
+    overhead_rounds: int  # (structured, unconstrained) pairs, every other one in reverse order
+    classify_rounds: int = 1  # (Wrapserve, vLLM) classify runs, every other one in reverse order
 
 
 def ratio(a: float, b: float) -> float | None:
@@ -68,13 +69,17 @@ class Scenarios:
         self.sizes = sizes
         self._variants = itertools.count(1)
 
+    async def _ws_run(self, tasks: tuple[Task, ...], concurrency: int, **options: Any) -> RunStats:
+        return await run_bounded([partial(self.ws.invoke, t, options or None) for t in tasks], concurrency)
+
+    async def _vllm_run(self, tasks: tuple[Task, ...], concurrency: int, **kwargs: Any) -> RunStats:
+        return await run_bounded([partial(self.vllm.chat, t, **kwargs) for t in tasks], concurrency)
+
     async def _ws(self, tasks: tuple[Task, ...], concurrency: int, **options: Any) -> dict[str, Any]:
-        stats = await run_bounded([partial(self.ws.invoke, t, options or None) for t in tasks], concurrency)
-        return summarize(stats)
+        return summarize(await self._ws_run(tasks, concurrency, **options))
 
     async def _vllm(self, tasks: tuple[Task, ...], concurrency: int, **kwargs: Any) -> dict[str, Any]:
-        stats = await run_bounded([partial(self.vllm.chat, t, **kwargs) for t in tasks], concurrency)
-        return summarize(stats)
+        return summarize(await self._vllm_run(tasks, concurrency, **kwargs))
 
     def _fresh(self, workload: Workload, count: int | None = None) -> tuple[Task, ...]:
         """Tasks like the workload's (``count`` of them, default a share) with new texts."""
@@ -87,16 +92,35 @@ class Scenarios:
         await self._ws(warm, 8)
         await self._vllm(warm, 8)
 
-    async def compare(self, workload: Workload) -> dict[str, Any]:
-        """The workload on Wrapserve (defaults) then on vLLM's server with response_format."""
+    async def compare(self, workload: Workload, rounds: int = 1) -> dict[str, Any]:
+        """The workload on Wrapserve (defaults) and on vLLM's server with response_format.
+
+        Round 1 runs the workload's texts, Wrapserve first; each later round runs a fresh
+        variant of the same size, in the other order than the round before, so a drift of
+        the shared box does not always fall on the same server. Figures pool the rounds
+        (all calls over the summed wall time); each round's ratio is kept."""
         c = self.sizes.concurrency
-        wrapserve = await self._ws(workload.tasks, c)
-        vllm = await self._vllm(workload.tasks, c)
+        ours: list[RunStats] = []
+        theirs: list[RunStats] = []
+        for number in range(rounds):
+            tasks = workload.tasks if number == 0 else self._fresh(workload, len(workload.tasks))
+            if number % 2:
+                theirs.append(await self._vllm_run(tasks, c))
+                ours.append(await self._ws_run(tasks, c))
+            else:
+                ours.append(await self._ws_run(tasks, c))
+                theirs.append(await self._vllm_run(tasks, c))
+        wrapserve, vllm = summarize(_pooled(ours)), summarize(_pooled(theirs))
         return {
             "wrapserve": wrapserve,
             "vllm": vllm,
             "ratio_vs_vllm": ratio(wrapserve["calls_per_s"], vllm["calls_per_s"]),
             "validity_delta": round(wrapserve["valid_share"] - vllm["valid_share"], 4),
+            "rounds": rounds,
+            "round_ratios": [
+                ratio(summarize(a)["calls_per_s"], summarize(b)["calls_per_s"])
+                for a, b in zip(ours, theirs, strict=True)
+            ],
         }
 
     async def decode_modes(self, workload: Workload, modes: tuple[str, ...]) -> dict[str, Any]:
@@ -143,8 +167,10 @@ class Scenarios:
         engine: constrained by Wrapserve's compact grammar, then unconstrained with the i-th
         call held to exactly the i-th constrained answer's length (``ignore_eos``), so both
         decode the same tokens per call in the same batch shape and differ only by the
-        grammar. The pair is repeated ``Sizes.overhead_rounds`` times, alternating, each run
-        on fresh texts; the ratio pools the rounds (structured / unconstrained output tokens
+        grammar. The pair is repeated ``Sizes.overhead_rounds`` times, every other round
+        unconstrained first (held to the previous constrained run's lengths), so a drift of
+        the shared box during a round does not always fall on the same side; each run on
+        fresh texts. The ratio pools the rounds (structured / unconstrained output tokens
         per second), and each round's own ratio is kept to show the spread. vLLM's own
         json_schema grammar is measured the same way for comparison."""
         tasks = self._fresh(workload)
@@ -162,8 +188,8 @@ class Scenarios:
             "ratio_vllm_json_schema": theirs["ratio"],
             "round_ratios_vllm_json_schema": theirs["round_ratios"],
             "rounds": self.sizes.overhead_rounds,
-            "method": "rounds of (constrained, unconstrained at the same per-call lengths via ignore_eos), "
-            "fresh texts each run; ratio pooled over rounds",
+            "method": "rounds of (constrained, unconstrained at a constrained run's per-call lengths via "
+            "ignore_eos), every other round in reverse order, fresh texts each run; ratio pooled over rounds",
         }
 
     async def _overhead_rounds(
@@ -174,8 +200,7 @@ class Scenarios:
     ) -> dict[str, Any]:
         constrained_runs: list[RunStats] = []
         free_runs: list[RunStats] = []
-        for _ in range(self.sizes.overhead_rounds):
-            tasks = self._fresh(workload)
+        for round_number in range(self.sizes.overhead_rounds):
             calls = [
                 partial(
                     self.vllm.chat,
@@ -183,10 +208,14 @@ class Scenarios:
                     structured=structured,
                     regex=regexes[repr(t.schema())] if regexes else None,
                 )
-                for t in tasks
+                for t in self._fresh(workload)
             ]
-            constrained_runs.append(await run_bounded(calls, self.sizes.concurrency))
-            free_runs.append(await self._length_matched(self._fresh(workload), constrained_runs[-1]))
+            if round_number % 2:  # unconstrained first, at the previous round's lengths
+                free_runs.append(await self._length_matched(self._fresh(workload), constrained_runs[-1]))
+                constrained_runs.append(await run_bounded(calls, self.sizes.concurrency))
+            else:
+                constrained_runs.append(await run_bounded(calls, self.sizes.concurrency))
+                free_runs.append(await self._length_matched(self._fresh(workload), constrained_runs[-1]))
         structured_all, free_all = summarize(_pooled(constrained_runs)), summarize(_pooled(free_runs))
         return {
             "structured": structured_all,

@@ -12,14 +12,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated
 
+from fastapi import Depends
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.asgi import send_error
 from wrappers.errors import Forbidden, Unauthorized
 
-__all__ = ["KEY_SCOPE", "ApiKeyMiddleware", "KeyRing", "check_wrapper_allowed"]
+__all__ = ["KEY_SCOPE", "ApiKeyMiddleware", "Caller", "KeyRing", "caller_key", "check_wrapper_allowed"]
 
 # Where the middleware leaves the caller's key digest for routes to read.
 KEY_SCOPE = "wrapserve.key"
@@ -106,3 +108,13 @@ def check_wrapper_allowed(request: Request, wrapper: str) -> None:
         return  # authenticated when the batch was created; no key to narrow by
     if not keys.allows(digest, wrapper):
         raise Forbidden(f"this API key may not call the wrapper {wrapper!r}", param="model")
+
+
+def caller_key(request: Request) -> str | None:
+    """The caller's API key digest; None when no keys are configured (one tenant)."""
+    digest: str | None = request.scope.get(KEY_SCOPE)
+    return digest
+
+
+# A route parameter: whose files and batches the caller may see.
+Caller = Annotated[str | None, Depends(caller_key)]

@@ -130,6 +130,12 @@ def serve(
         # stops accepting and waits for in-flight requests (timeout_graceful_shutdown).
         if state.phase == "ready":
             state.phase = "draining"
+            # What is being waited for, so an operator (and a test) sees it at once.
+            logging.getLogger("wrapserve").info(
+                "draining: %d engine request(s) in flight, waiting up to %d s for them",
+                state.admission.requests,
+                settings.shutdown_timeout_s,
+            )
         stop_on_signal(sig, frame)
 
     server.handle_exit = drain_on_signal  # type: ignore[method-assign]

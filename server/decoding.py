@@ -47,7 +47,7 @@ class DecodeSettings:
 
     forced_prefix: bool = True
     choice_scoring: bool = True
-    align_prefix: bool = True  # system turns padded to whole prefix-cache blocks
+    align_prefix: bool = True  # the prefix wrapper calls share padded to whole prefix-cache blocks
 
 
 @dataclass(frozen=True)
@@ -170,16 +170,17 @@ class Decoder:
         grammar: CompiledGrammar,
         sampling: Sampling,
         mode: DecodeMode = "auto",
+        user_head: str = "",
     ) -> Decoded:
+        """``user_head``: the literal start of the user message every call of this wrapper shares."""
+        align = user_head if self.settings.align_prefix else None
         resolved = self.resolve(mode, grammar)
         if resolved == "score":
             field = choice_field(grammar.schema)
             assert field is not None
-            return await self._score(engine, messages, field, sampling)
+            return await self._score(engine, messages, field, sampling, align)
         prefix, constraint = self.constraint(grammar, resolved)
-        prompt = engine.encode_chat(
-            messages, assistant_prefix=prefix, align_system=self.settings.align_prefix
-        )
+        prompt = await engine.encode_chat(messages, assistant_prefix=prefix, align_through=align)
         check_prompt_fits(len(prompt), sampling.max_tokens, engine.info.max_model_len)
         result = await engine.generate(
             GenerationRequest(f"wrp-{uuid.uuid4().hex}", prompt, sampling, constraint)
@@ -195,13 +196,16 @@ class Decoder:
         )
 
     async def _score(
-        self, engine: Engine, messages: Sequence[ChatMessage], field: ChoiceField, sampling: Sampling
+        self,
+        engine: Engine,
+        messages: Sequence[ChatMessage],
+        field: ChoiceField,
+        sampling: Sampling,
+        align: str | None,
     ) -> Decoded:
-        prompt = engine.encode_chat(
-            messages, assistant_prefix=field.prefix, align_system=self.settings.align_prefix
-        )
+        prompt = await engine.encode_chat(messages, assistant_prefix=field.prefix, align_through=align)
         check_prompt_fits(len(prompt), 1, engine.info.max_model_len)
-        continuations = [engine.encode_text(field.continuation(label)) for label in field.labels]
+        continuations = [await engine.encode_text(field.continuation(label)) for label in field.labels]
         scored = await engine.score(f"wrp-{uuid.uuid4().hex}", prompt, continuations)
         logprobs = list(scored.logprobs)
         probabilities = _softmax(logprobs)

@@ -1,4 +1,5 @@
-"""vLLM behind the narrow ``Engine`` interface. The only module that imports vLLM.
+"""vLLM behind the narrow ``Engine`` interface: the only server module that runs vLLM
+(``server/vllm_compat.py`` only patches older releases, as a vLLM plugin).
 
 vLLM's ``AsyncLLM`` runs in-process (its engine core in a worker process), so every
 request the server accepts joins vLLM's continuous batch. Structured outputs are
@@ -9,15 +10,18 @@ enforced by vLLM's grammar backend (outlines by default) from the constraint tha
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from models.manifest import ModelManifest
+from server.branching import TokenPath, branch_points, constrained_logprobs
 from server.generation import (
     ChatMessage,
     Constraint,
@@ -30,6 +34,7 @@ from server.generation import (
     StreamDelta,
     TokenLogprob,
 )
+from server.limits import ContextOverflow
 from server.prefix_layout import ChatLayout
 from server.settings import Settings
 from wrappers.errors import BadRequest, ConfigurationError, EngineUnavailable
@@ -51,6 +56,12 @@ CPU_BLOCK_SIZE = 32
 GPU_MEMORY_FRACTION = 0.9
 # vLLM's bound on ``SamplingParams.logprob_token_ids`` per request.
 _MAX_SCORED_TOKENS = 128
+
+
+def _longest_token_bytes(tokenizer: Any) -> int:
+    """The most UTF-8 bytes any single token of the vocabulary decodes to (a text has at
+    least as many bytes as characters, so this bounds the characters a token covers)."""
+    return max(len(tokenizer.decode([token_id]).encode()) for token_id in range(len(tokenizer)))
 
 
 def detect_device(requested: str) -> str:
@@ -159,7 +170,14 @@ class KvCacheProbe:
 
 
 class VllmEngine:
-    """vLLM's AsyncLLM adapted to ``server.generation.Engine``."""
+    """vLLM's AsyncLLM adapted to ``server.generation.Engine``.
+
+    Prompts are rendered and tokenized on a thread of their own, with a tokenizer of
+    their own: a megabyte of prompt takes most of a second to tokenize, and on the event
+    loop that would stall every other request (streams, health checks) meanwhile. One
+    thread, because a Hugging Face fast tokenizer must not be used from two threads at
+    once; a copy, because vLLM detokenizes with its own on the event loop.
+    """
 
     def __init__(
         self, llm: Any, info: EngineInfo, chat_template: str | None, kv_probe: KvCacheProbe | None = None
@@ -171,7 +189,28 @@ class VllmEngine:
         cache = getattr(getattr(llm, "vllm_config", None), "cache_config", None)
         # Only whole KV blocks are shared by vLLM's prefix cache; None: no prefix cache.
         block_size = cache.block_size if cache is not None and cache.enable_prefix_caching else None
-        self._layout = ChatLayout(self._tokenizer, chat_template, block_size)
+        own_tokenizer = copy.deepcopy(self._tokenizer)
+        self._layout = ChatLayout(own_tokenizer, chat_template, block_size)
+        self._tokenizing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wrapserve-tokenize")
+        # No token covers more characters than this, so a text longer than max_model_len x
+        # this cannot fit the context: refused before it is tokenized (8 MB of text would
+        # hold the tokenizer thread for seconds). Exact for byte-level BPE, which loses
+        # nothing; a tokenizer that drops characters could make it refuse a text that would
+        # fit, but only one far longer than any that does.
+        self._max_prompt_chars = info.max_model_len * _longest_token_bytes(own_tokenizer)
+
+    def _refuse_if_too_long(self, chars: int, param: str) -> None:
+        if chars > self._max_prompt_chars:
+            raise ContextOverflow(
+                f"the prompt has {chars} characters, more than {self.info.max_model_len} tokens (the "
+                f"model's context length) can hold: no token of this model is longer than "
+                f"{self._max_prompt_chars // self.info.max_model_len} characters",
+                param=param,
+            )
+
+    async def _off_loop(self, work: Any, *args: Any) -> list[int]:
+        ids: list[int] = await asyncio.get_running_loop().run_in_executor(self._tokenizing, work, *args)
+        return ids
 
     @classmethod
     async def start(cls, settings: Settings, manifest: ModelManifest, weights: Path) -> VllmEngine:
@@ -203,18 +242,21 @@ class VllmEngine:
             structured_output_backend=settings.structured_output_backend,
             startup_s=time.monotonic() - started,
         )
-        return cls(llm, info, manifest.chat_template, kv_probe)
+        # Copying the tokenizer and measuring its vocabulary take a second: off the loop too.
+        return await asyncio.to_thread(cls, llm, info, manifest.chat_template, kv_probe)
 
     # -- prompts ---------------------------------------------------------------------
 
-    def encode_chat(
-        self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_system: bool = False
+    async def encode_chat(
+        self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_through: str | None = None
     ) -> list[int]:
+        self._refuse_if_too_long(sum(len(m.content) for m in messages) + len(assistant_prefix), "messages")
         chat = [{"role": m.role, "content": m.content} for m in messages]
-        return self._layout.encode_chat(chat, assistant_prefix, align_system)
+        return await self._off_loop(self._layout.encode_chat, chat, assistant_prefix, align_through)
 
-    def encode_text(self, text: str) -> list[int]:
-        return self._layout.encode(text)
+    async def encode_text(self, text: str) -> list[int]:
+        self._refuse_if_too_long(len(text), "prompt")
+        return await self._off_loop(self._layout.encode, text)
 
     # -- generation ------------------------------------------------------------------
 
@@ -307,40 +349,42 @@ class VllmEngine:
     ) -> Scores:
         if not continuations or any(not tokens for tokens in continuations):
             raise BadRequest("every continuation to score needs at least one token")
-        firsts = [tokens[0] for tokens in continuations]
-        if len(set(firsts)) == len(firsts) and len(firsts) <= _MAX_SCORED_TOKENS:
-            # One forward pass: the next-token log-probs (raw, before any processing) of
-            # each continuation's first token; the prompt prefix comes from the cache.
-            position, cached = await self._one_step(
-                request_id, list(prompt_token_ids), logprob_token_ids=firsts
-            )
-            return Scores(tuple(float(position[token].logprob) for token in firsts), cached)
-        scored = await asyncio.gather(
-            *(
-                self._one_step(
-                    f"{request_id}-{index}", [*prompt_token_ids, *tokens], prompt_logprobs=len(tokens)
-                )
-                for index, tokens in enumerate(continuations)
-            )
-        )
-        # Each continuation ran as its own request over the same prompt: the fewest cached is
-        # what the prompt was guaranteed to get from the cache.
-        return Scores(tuple(float(total) for total, _ in scored), min(cached for _, cached in scored))
+        branches = branch_points(continuations)
+        # One engine step per branch point (and per _MAX_SCORED_TOKENS of its branches).
+        steps = [
+            (path, branches[path][start : start + _MAX_SCORED_TOKENS])
+            for path in sorted(branches, key=len)
+            for start in range(0, len(branches[path]), _MAX_SCORED_TOKENS)
+        ]
+        if not steps:  # a single continuation: nothing to decide
+            return Scores(tuple(0.0 for _ in continuations))
+        prompt = list(prompt_token_ids)
 
-    async def _one_step(self, request_id: str, prompt: list[int], **options: Any) -> tuple[Any, int]:
-        """One engine step, and how many prompt tokens the prefix cache served.
+        async def step(index: int, path: TokenPath, tokens: list[int]) -> tuple[dict[int, float], int]:
+            return await self._one_step(f"{request_id}-{index}", [*prompt, *path], tokens)
 
-        With ``logprob_token_ids``: that step's log-prob per token id. With
-        ``prompt_logprobs=k``: the summed log-probs of the prompt's last k tokens."""
+        # The first step computes the prompt; the rest, together, read it from the prefix cache.
+        first = await step(0, *steps[0])
+        rest = await asyncio.gather(*(step(index, *s) for index, s in enumerate(steps[1:], start=1)))
+        logprob = {
+            (path, token): value
+            for (path, _), (found, _) in zip(steps, [first, *rest], strict=True)
+            for token, value in found.items()
+        }
+        return Scores(constrained_logprobs(continuations, branches, logprob), cached_prompt_tokens=first[1])
+
+    async def _one_step(
+        self, request_id: str, prompt: list[int], tokens: list[int]
+    ) -> tuple[dict[int, float], int]:
+        """One engine step: the next-token log-probs (raw, before any processing) of
+        ``tokens``, and how many prompt tokens the prefix cache served."""
         from vllm.sampling_params import RequestOutputKind, SamplingParams
 
-        tail = options.pop("prompt_logprobs", 0)
         params = SamplingParams(
             max_tokens=1,
             temperature=0.0,
-            prompt_logprobs=0 if tail else None,
+            logprob_token_ids=tokens,
             output_kind=RequestOutputKind.FINAL_ONLY,
-            **options,
         )
         request = GenerationRequest(request_id, prompt)
         final = None
@@ -348,11 +392,8 @@ class VllmEngine:
             final = output
         if final is None or any(c.finish_reason == "error" for c in final.outputs):
             raise _request_error(request)
-        cached = final.num_cached_tokens or 0
-        if tail:
-            rows = final.prompt_logprobs[-tail:]
-            return sum(row[token].logprob for row, token in zip(rows, prompt[-tail:], strict=True)), cached
-        return final.outputs[0].logprobs[0], cached
+        position = final.outputs[0].logprobs[0]
+        return {token: float(position[token].logprob) for token in tokens}, final.num_cached_tokens or 0
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:
         produced: dict[int, int] = {}
@@ -381,10 +422,16 @@ class VllmEngine:
             raise EngineUnavailable(f"the inference engine is not healthy: {error}") from error
 
     def queue_depth(self) -> int:
-        return int(self._llm.get_num_unfinished_requests())
+        # AsyncLLM.get_num_unfinished_requests() is missing in vLLM 0.26; the output processor
+        # it delegates to has the same count there and in later releases.
+        count = getattr(self._llm, "get_num_unfinished_requests", None)
+        if count is None:
+            count = self._llm.output_processor.get_num_unfinished_requests
+        return int(count())
 
     def kv_cache_usage(self) -> float | None:
         return self._kv_probe.usage if self._kv_probe is not None else None
 
     async def shutdown(self) -> None:
+        self._tokenizing.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(self._llm.shutdown)

@@ -127,19 +127,22 @@ class Engine(Protocol):
 
     info: EngineInfo
 
-    def encode_chat(
-        self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_system: bool = False
+    async def encode_chat(
+        self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_through: str | None = None
     ) -> list[int]:
         """Token ids of a chat rendered with the model's template, ready for the answer.
+        Async so that an engine can tokenize off the event loop (long prompts take long).
 
         ``assistant_prefix`` is text the answer is forced to start with; it is part of
-        the prompt, so it costs prefill, not decode steps. ``align_system`` pads a leading
-        system turn (with content the model ignores) to whole prefix-cache blocks, for
-        system turns that repeat across calls (wrappers'); not for clients' own chats.
+        the prompt, so it costs prefill, not decode steps. ``align_through``, the literal
+        start every call's user message shares ('' for none), pads a leading system turn
+        (with content the model ignores) so that the prefix calls share ends on a whole
+        prefix-cache block: for system turns that repeat across calls (wrappers'), not
+        for clients' own chats (None).
         """
         ...
 
-    def encode_text(self, text: str) -> list[int]: ...
+    async def encode_text(self, text: str) -> list[int]: ...
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         """Run to completion. Cancelling the awaiting task aborts the engine request."""
@@ -148,11 +151,12 @@ class Engine(Protocol):
     async def score(
         self, request_id: str, prompt_token_ids: Sequence[int], continuations: Sequence[Sequence[int]]
     ) -> Scores:
-        """Log-probability the model gives each continuation right after the prompt.
+        """Log-probability of each continuation after the prompt, with the answer held
+        to these continuations (as a grammar would hold it).
 
-        For choosing among continuations: where their first tokens differ, a continuation
-        is decided by its first token (a grammar forces the rest), so one forward pass
-        scores them all; otherwise each is scored in full from its prompt log-probs.
+        Only the tokens where the continuations branch decide (``server/branching.py``):
+        where their first tokens differ, one forward pass scores them all; labels sharing
+        a start take one more step per branch point, on the prompt from the prefix cache.
         """
         ...
 

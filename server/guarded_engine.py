@@ -33,13 +33,15 @@ class GuardedEngine:
     def __getattr__(self, name: str) -> Any:  # engine-specific extras (kv_cache_usage, ...)
         return getattr(self._inner, name)
 
-    def encode_chat(
-        self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_system: bool = False
+    async def encode_chat(
+        self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_through: str | None = None
     ) -> list[int]:
-        return self._inner.encode_chat(messages, assistant_prefix=assistant_prefix, align_system=align_system)
+        return await self._inner.encode_chat(
+            messages, assistant_prefix=assistant_prefix, align_through=align_through
+        )
 
-    def encode_text(self, text: str) -> list[int]:
-        return self._inner.encode_text(text)
+    async def encode_text(self, text: str) -> list[int]:
+        return await self._inner.encode_text(text)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         async with self._admission.admit(_cost(request)):
@@ -52,12 +54,13 @@ class GuardedEngine:
         self, request_id: str, prompt_token_ids: Sequence[int], continuations: Sequence[Sequence[int]]
     ) -> Scores:
         # Scored calls (sentiment, classify...) queue behind the same bound as generations:
-        # the prompt, plus each continuation where first tokens collide and each is scored whole.
+        # the prompt, plus the continuations' tokens (branch points past the first token are
+        # scored on the prompt extended by them).
         cost = len(prompt_token_ids) + sum(len(tokens) for tokens in continuations)
         async with self._admission.admit(cost):
             scores = await self._inner.score(request_id, prompt_token_ids, continuations)
         self._metrics.tokens_in.inc(len(prompt_token_ids))
-        self._metrics.tokens_out.inc(1)  # the one step that scored every label
+        self._metrics.tokens_out.inc(1)  # the one answer, however many branch points decided it
         return scores
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:

@@ -1,10 +1,12 @@
-"""A wrapper's system turn laid out for vLLM's prefix cache: padded to whole KV blocks.
+"""A wrapper's prompt laid out for vLLM's prefix cache: the shared prefix padded to whole blocks.
 
-vLLM's prefix cache shares whole blocks only. A system turn that ends mid-block shares
-that block with the start of the per-call text, so the block is cached only for a call
-whose text starts with the same token, and every other call recomputes the turn's tail
-(up to a block of tokens). Padded to a block boundary, the whole turn is served from the
-cache and a call computes only its own text.
+vLLM's prefix cache shares whole blocks only. A prefix every call shares (a wrapper's
+system turn, the user turn's opening, the literal start of its user message) that ends
+mid-block shares that block with the start of the per-call text, so the block is cached
+only for a call whose text starts with the same token, and every other call recomputes
+the tail of the shared prefix (up to a block of tokens). With the system turn padded so
+that the shared prefix ends on a block boundary, all of it is served from the cache and
+a call computes only its own text.
 """
 
 from __future__ import annotations
@@ -21,43 +23,62 @@ PAD_UNIT = " ."
 Chat = list[dict[str, str]]
 
 
+# Texts that may follow the shared start of a user message. The shared prefix is where all
+# of their tokenizations still agree, so the next token never merges into it.
+PROBES = ("x", "Y", "7", " z", "\n", ".", "(", "'")
+
+
 def system_padding(
     system: str,
     block_size: int,
     render: Callable[[Chat, bool], str],
     encode: Callable[[str], list[int]],
+    user_head: str = "",
 ) -> str:
-    """Text that, appended to ``system``, ends the rendered system turn on a block boundary.
+    """Text that, appended to ``system``, ends the prefix every call shares on a block boundary.
 
-    ``render(chat, add_generation_prompt)`` applies the chat template; ``encode`` turns its
-    text into token ids. '' where the template does not render the system turn as a
-    separable token prefix (it refuses a system-only chat, or folds the system text into
-    the user turn): then the prompt is left as it is.
+    That prefix is the rendered system turn, the user turn's opening and ``user_head``
+    (the literal start of every user message), up to the last token no user text can
+    change; for a template that folds the system text into the user turn, the same
+    text in the order it renders. ``render(chat, add_generation_prompt)`` applies the
+    chat template; ``encode`` turns its text into token ids. '' where no padding puts the
+    boundary there: the template refuses the chat, or renders the system text after
+    anything a call changes.
     """
-    turn_of = [{"role": "system", "content": system}]
+
+    # Wrapper messages are stripped: with no head, no user text starts with whitespace.
+    probes = PROBES if user_head else [p for p in PROBES if not p[0].isspace()]
+
+    def shared_tokens(padding: str) -> int:
+        padded = {"role": "system", "content": system + padding}
+        prompts = [encode(render([padded, {"role": "user", "content": user_head + p}], True)) for p in probes]
+        return _common_prefix_length(prompts)
+
     try:
-        turn = render(turn_of, False)
-        whole = render([*turn_of, {"role": "user", "content": "x"}], True)
+        needed = -shared_tokens("") % block_size
+        for units in range(needed, needed + block_size):  # the first try, when a unit is one token
+            padding = PAD_UNIT * units
+            if shared_tokens(padding) % block_size == 0:
+                return padding
     except Exception:  # templates raise their own error types for chats they refuse
         return ""
-    if not whole.startswith(turn):
-        return ""
-    turn_tokens = encode(turn)
-    if encode(whole)[: len(turn_tokens)] != turn_tokens:
-        return ""  # the turn's tokens depend on what follows it
-    needed = -len(turn_tokens) % block_size
-    for units in range(needed, needed + block_size):  # the first try, when a unit is one token
-        padding = PAD_UNIT * units
-        if len(encode(render([{"role": "system", "content": system + padding}], False))) % block_size == 0:
-            return padding
     return ""
+
+
+def _common_prefix_length(sequences: list[list[int]]) -> int:
+    length = 0
+    for column in zip(*sequences, strict=False):
+        if any(token != column[0] for token in column):
+            break
+        length += 1
+    return length
 
 
 class ChatLayout:
     """One tokenizer and chat template: render, encode, and the system padding for them.
 
-    The padding is remembered per system text (a wrapper's turn, or a label set's): it
-    costs a few tokenizations the first time a system text is seen.
+    The padding is remembered per system text (a wrapper's turn, or a label set's) and
+    user head: it costs a few tokenizations the first time a pair is seen.
     """
 
     def __init__(
@@ -79,14 +100,18 @@ class ChatLayout:
         # The chat template already carries the special tokens it wants.
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def encode_chat(self, chat: Chat, assistant_prefix: str = "", align_system: bool = False) -> list[int]:
-        """The chat's token ids, ready for the answer; ``align_system`` pads a leading
-        system turn to whole blocks."""
-        if align_system and self.block_size and len(chat) > 1 and chat[0]["role"] == "system":
-            chat = [{**chat[0], "content": chat[0]["content"] + self.padding(chat[0]["content"])}, *chat[1:]]
+    def encode_chat(
+        self, chat: Chat, assistant_prefix: str = "", align_through: str | None = None
+    ) -> list[int]:
+        """The chat's token ids, ready for the answer. With ``align_through`` (the literal
+        start every call's user message shares; '' for none), a leading system turn is
+        padded so that the prefix calls share ends on a block boundary."""
+        if align_through is not None and self.block_size and len(chat) > 1 and chat[0]["role"] == "system":
+            padding = self.padding(chat[0]["content"], align_through)
+            chat = [{**chat[0], "content": chat[0]["content"] + padding}, *chat[1:]]
         return self.encode(self.render(chat, True) + assistant_prefix)
 
-    def _padding(self, system: str) -> str:
+    def _padding(self, system: str, user_head: str = "") -> str:
         if not self.block_size:
             return ""
-        return system_padding(system, self.block_size, self.render, self.encode)
+        return system_padding(system, self.block_size, self.render, self.encode, user_head)

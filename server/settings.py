@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     # Wrapper-specific speed-ups (see server/decoding.py); on by default, off for comparisons.
     forced_prefix: bool = True  # a grammar's forced opening goes into the prompt, not decode steps
     choice_scoring: bool = True  # one-label outputs are scored from log-probs in one forward pass
-    # A wrapper's system turn is padded to whole KV blocks, so the prefix cache serves all of it
+    # A wrapper's system turn is padded so that the prefix its calls share (the turn, the user
+    # turn's opening, the template's literal start) ends on a KV block: the cache serves all of it
     align_prefix: bool = True
 
     # Request bounds (WRAPSERVE_LIMITS__MAX_TOKENS=... etc.)

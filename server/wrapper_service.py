@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,7 +152,7 @@ class WrapperService:
             grammar = await self.grammars.compile(schema)
         engine = engine or self._engine()
         messages = [ChatMessage(role=m.role, content=m.content) for m in wrapper.messages(data)]
-        decoded = await self.decoder.run(engine, messages, grammar, sampling, mode)
+        decoded = await self.decoder.run(engine, messages, grammar, sampling, mode, wrapper.user_head())
         output = self._parse_output(wrapper, data, grammar, decoded.text, decoded.finish_reason)
         return Invocation(
             wrapper=wrapper,
@@ -228,16 +228,25 @@ class WrapperService:
         for wrapper in self.registry:
             if (schema := wrapper.static_schema()) is not None:  # also for decode modes not warmed
                 await self.grammars.compile(schema)
-        first_calls = [
-            self.invoke(wrapper, wrapper.examples[0].input, InvokeOptions(max_tokens=1), engine=engine)
-            for wrapper in self.registry
-            if wrapper.examples
-        ]
+        warmed = [wrapper for wrapper in self.registry if wrapper.examples]
+
+        def first_call(wrapper: type[Wrapper]) -> Awaitable[Any]:
+            return self.invoke(wrapper, wrapper.examples[0].input, InvokeOptions(max_tokens=1), engine=engine)
+
         failed = 0
         # One group for the queue bound: the bound is for callers, and a small one
         # (WRAPSERVE_LIMITS__MAX_QUEUED_REQUESTS=4) would otherwise refuse most warm-up calls.
-        async with self._admission.admit_group(len(first_calls), len(first_calls)):
-            outcomes = await asyncio.gather(*first_calls, return_exceptions=True)
+        async with self._admission.admit_group(len(warmed), len(warmed)):
+            outcomes = await asyncio.gather(*map(first_call, warmed), return_exceptions=True)
+            if engine.info.device == "cuda":
+                # The calls above ran as one batch. Triton specialises integer arguments equal
+                # to 1, so on a GPU a lone request's kernels (logprobs among them) are built by
+                # the first lone call: make those calls here, one at a time.
+                for wrapper in warmed:
+                    try:
+                        outcomes.append(await first_call(wrapper))
+                    except Exception as error:  # counted below, like the batched calls' errors
+                        outcomes.append(error)
         for outcome in outcomes:
             if isinstance(outcome, OutputTruncated):
                 continue  # the expected end of a one-token call
@@ -246,7 +255,7 @@ class WrapperService:
                 log.warning("warm-up: %s (built on first use instead)", outcome.message)
             elif isinstance(outcome, BaseException):
                 raise outcome
-        return WarmUp(time.perf_counter() - started, len(first_calls), failed)
+        return WarmUp(time.perf_counter() - started, len(outcomes), failed)
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ def _compact(value: Any) -> str:
 
 
 _TEMPLATES.filters["json"] = _compact
+_TEMPLATE_TAG = re.compile(r"\{[{%#]")
 
 
 class Wrapper:
@@ -188,6 +189,15 @@ class Wrapper:
         if (schema := cls.static_schema()) is not None:
             parts.append(f"Its JSON Schema: {_compact(_schema_for_prompt(schema))}")
         return "\n\n".join(parts)
+
+    @classmethod
+    def user_head(cls) -> str:
+        """The literal start of every user message (the template's text before its first
+        tag): static, so the prefix cache can serve it with the system turn."""
+        head, *tag = _TEMPLATE_TAG.split(cls.template, maxsplit=1)
+        if tag and tag[0].startswith("-"):  # the tag trims the whitespace before it
+            head = head.rstrip()
+        return head.lstrip()  # messages are stripped
 
     @classmethod
     def messages(cls, data: BaseModel) -> list[Message]:

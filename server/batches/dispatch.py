@@ -23,12 +23,13 @@ from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from server.auth import KEY_SCOPE
+
 __all__ = ["Dispatcher", "LineResponse", "internal_asgi"]
 
 _owner_key: ContextVar[str | None] = ContextVar("wrapserve_batch_owner_key", default=None)
 
 INTERNAL_SCOPE_KEY = "wrapserve.internal"
-KEY_SCOPE = "wrapserve.key"  # where the auth middleware leaves the caller's key digest (server.auth)
 
 
 def internal_asgi(app: FastAPI) -> ASGIApp:

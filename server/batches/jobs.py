@@ -77,8 +77,9 @@ class BatchJobs:
                 f"the upload is larger than {self.limits.max_batch_file_bytes} bytes", param="file"
             )
 
-    def upload(self, filename: str, purpose: str, content: bytes) -> FileRecord:
-        """Store a batch input file after checking every line; a bad file is rejected whole."""
+    def upload(self, filename: str, purpose: str, content: bytes, owner_key: str | None = None) -> FileRecord:
+        """Store a batch input file after checking every line; a bad file is rejected whole.
+        ``owner_key``: the uploader's API key digest; only that key sees the file."""
         if purpose != "batch":
             raise BadRequest(f"purpose {purpose!r} is not supported; use 'batch'", param="purpose")
         if len(content) > self.limits.max_batch_file_bytes:
@@ -87,7 +88,7 @@ class BatchJobs:
                 param="file",
             )
         parse_batch_file(content, max_lines=self.limits.max_batch_lines, known_wrapper=self._known_wrapper)
-        return self.store.create_file(filename or "upload.jsonl", purpose, content)
+        return self.store.create_file(filename or "upload.jsonl", purpose, content, owner_key)
 
     def create(
         self,
@@ -98,7 +99,8 @@ class BatchJobs:
         owner_key: str | None = None,
     ) -> BatchRecord:
         """Check the input file against ``endpoint`` and queue the batch; ``owner_key`` is the
-        creator's API key digest, whose rights the batch's lines run with."""
+        creator's API key digest: the input file must be its own, only it sees the batch, and
+        the batch's lines run with its rights."""
         if not is_allowed_url(endpoint):
             raise BadRequest(
                 f"endpoint {endpoint!r} is not supported; use /v1/chat/completions, /v1/completions "
@@ -110,7 +112,7 @@ class BatchJobs:
                 f"completion_window must be one of {', '.join(COMPLETION_WINDOWS)}", param="completion_window"
             )
         try:
-            file = self.store.get_file(input_file_id)
+            file = self.store.get_file(input_file_id, owner_key)
         except NotFound:
             raise BadRequest(f"no file {input_file_id!r}", param="input_file_id") from None
         if file.purpose != "batch":
@@ -119,7 +121,7 @@ class BatchJobs:
             )
         try:
             lines = parse_batch_file(
-                self.store.file_content(input_file_id),
+                self.store.file_content(input_file_id, owner_key),
                 max_lines=self.limits.max_batch_lines,
                 endpoint=endpoint,
                 known_wrapper=self._known_wrapper,
@@ -135,8 +137,8 @@ class BatchJobs:
             self._runner.wake()
         return record
 
-    def cancel(self, batch_id: str) -> BatchRecord:
-        record = self.store.request_cancel(batch_id)
+    def cancel(self, batch_id: str, viewer: str | None = None) -> BatchRecord:
+        record = self.store.request_cancel(batch_id, viewer)
         if self._runner is not None and record.status == "cancelling":
             self._runner.cancel(batch_id)
             record = self.store.get_batch(batch_id)

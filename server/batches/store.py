@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS files (
     purpose TEXT NOT NULL,
     bytes INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
-    content BLOB NOT NULL
+    content BLOB NOT NULL,
+    owner_key TEXT  -- SHA-256 digest of the uploader's API key (a batch's output: the batch's)
 );
 CREATE TABLE IF NOT EXISTS batches (
     id TEXT PRIMARY KEY,
@@ -193,8 +194,17 @@ def _result_line(item: sqlite3.Row) -> bytes:
     )
 
 
+# Who may see a row: with API keys configured, a caller sees only the files and batches made
+# with its own key (someone else's id answers 404, as an unknown one does); ``viewer`` None
+# (no keys configured, or the server's own runner) sees every row.
+_VISIBLE = "(:viewer IS NULL OR owner_key = :viewer)"
+
+
 class BatchStore:
-    """Files, batches and per-request results in ``path`` (SQLite, WAL). Event-loop thread only."""
+    """Files, batches and per-request results in ``path`` (SQLite, WAL). Event-loop thread only.
+
+    Reads that serve a caller take ``viewer``, the caller's API key digest (None: all rows).
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,6 +215,9 @@ class BatchStore:
         self._db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(files)")}
+        if "owner_key" not in columns:  # a store from before files had owners
+            self._db.execute("ALTER TABLE files ADD COLUMN owner_key TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -221,36 +234,44 @@ class BatchStore:
 
     # -- files ---------------------------------------------------------------------------
 
-    def _insert_file(self, db: sqlite3.Connection, filename: str, purpose: str, content: bytes) -> FileRecord:
+    def _insert_file(
+        self, db: sqlite3.Connection, filename: str, purpose: str, content: bytes, owner_key: str | None
+    ) -> FileRecord:
         record = FileRecord(f"file-{secrets.token_hex(12)}", filename, purpose, len(content), _now())
         db.execute(
-            "INSERT INTO files (id, filename, purpose, bytes, created_at, content) VALUES (?, ?, ?, ?, ?, ?)",
-            (record.id, filename, purpose, record.bytes, record.created_at, content),
+            "INSERT INTO files (id, filename, purpose, bytes, created_at, content, owner_key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (record.id, filename, purpose, record.bytes, record.created_at, content, owner_key),
         )
         return record
 
-    def create_file(self, filename: str, purpose: str, content: bytes) -> FileRecord:
+    def create_file(
+        self, filename: str, purpose: str, content: bytes, owner_key: str | None = None
+    ) -> FileRecord:
         with self._transaction() as db:
-            return self._insert_file(db, filename, purpose, content)
+            return self._insert_file(db, filename, purpose, content, owner_key)
 
-    def get_file(self, file_id: str) -> FileRecord:
+    def get_file(self, file_id: str, viewer: str | None = None) -> FileRecord:
         row = self._db.execute(
-            "SELECT id, filename, purpose, bytes, created_at FROM files WHERE id = ?", (file_id,)
+            f"SELECT id, filename, purpose, bytes, created_at FROM files WHERE id = :id AND {_VISIBLE}",
+            {"id": file_id, "viewer": viewer},
         ).fetchone()
         if row is None:
             raise NotFound(f"no file {file_id!r}", param="file_id")
         return FileRecord(**dict(row))
 
-    def list_files(self, purpose: str | None = None) -> list[FileRecord]:
+    def list_files(self, purpose: str | None = None, viewer: str | None = None) -> list[FileRecord]:
         rows = self._db.execute(
             "SELECT id, filename, purpose, bytes, created_at FROM files "
-            "WHERE (? IS NULL OR purpose = ?) ORDER BY created_at, id",
-            (purpose, purpose),
+            f"WHERE (:purpose IS NULL OR purpose = :purpose) AND {_VISIBLE} ORDER BY created_at, id",
+            {"purpose": purpose, "viewer": viewer},
         ).fetchall()
         return [FileRecord(**dict(row)) for row in rows]
 
-    def file_content(self, file_id: str) -> bytes:
-        row = self._db.execute("SELECT content FROM files WHERE id = ?", (file_id,)).fetchone()
+    def file_content(self, file_id: str, viewer: str | None = None) -> bytes:
+        row = self._db.execute(
+            f"SELECT content FROM files WHERE id = :id AND {_VISIBLE}", {"id": file_id, "viewer": viewer}
+        ).fetchone()
         if row is None:
             raise NotFound(f"no file {file_id!r}", param="file_id")
         return bytes(row["content"])
@@ -299,23 +320,30 @@ class BatchStore:
         ).fetchone()
         return BatchCounts(int(row[0]), int(row[1]), int(row[2]))
 
-    def get_batch(self, batch_id: str) -> BatchRecord:
-        row = self._db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+    def get_batch(self, batch_id: str, viewer: str | None = None) -> BatchRecord:
+        row = self._db.execute(
+            f"SELECT * FROM batches WHERE id = :id AND {_VISIBLE}", {"id": batch_id, "viewer": viewer}
+        ).fetchone()
         if row is None:
             raise NotFound(f"no batch {batch_id!r}", param="batch_id")
         return BatchRecord(dict(row), self._counts(batch_id))
 
-    def list_batches(self, after: str | None = None, limit: int = 20) -> tuple[list[BatchRecord], bool]:
+    def list_batches(
+        self, after: str | None = None, limit: int = 20, viewer: str | None = None
+    ) -> tuple[list[BatchRecord], bool]:
         """Newest first, OpenAI's cursor paging: the page after batch ``after``, and whether more remain."""
         if after is not None:
-            cursor = self._db.execute("SELECT seq FROM batches WHERE id = ?", (after,)).fetchone()
+            cursor = self._db.execute(
+                f"SELECT seq FROM batches WHERE id = :id AND {_VISIBLE}", {"id": after, "viewer": viewer}
+            ).fetchone()
             if cursor is None:
                 raise NotFound(f"no batch {after!r}", param="after")
             below = int(cursor["seq"])
         else:
             below = 2**62
         rows = self._db.execute(
-            "SELECT id FROM batches WHERE seq < ? ORDER BY seq DESC LIMIT ?", (below, limit + 1)
+            f"SELECT id FROM batches WHERE seq < :below AND {_VISIBLE} ORDER BY seq DESC LIMIT :limit",
+            {"below": below, "viewer": viewer, "limit": limit + 1},
         ).fetchall()
         return [self.get_batch(row["id"]) for row in rows[:limit]], len(rows) > limit
 
@@ -350,8 +378,8 @@ class BatchStore:
             )
             return cursor.rowcount == 1
 
-    def request_cancel(self, batch_id: str) -> BatchRecord:
-        record = self.get_batch(batch_id)
+    def request_cancel(self, batch_id: str, viewer: str | None = None) -> BatchRecord:
+        record = self.get_batch(batch_id, viewer)
         if self.transition(batch_id, ("validating", "in_progress"), "cancelling"):
             return self.get_batch(batch_id)
         if record.status in ("cancelling", "cancelled"):
@@ -399,7 +427,7 @@ class BatchStore:
         """Write the output and error files from the done rows and close the batch, atomically."""
         expected = "finalizing" if status == "completed" else "cancelling"
         with self._transaction() as db:
-            current = db.execute("SELECT status FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            current = db.execute("SELECT status, owner_key FROM batches WHERE id = ?", (batch_id,)).fetchone()
             if current is None or current["status"] != expected:
                 return self.get_batch(batch_id)
             rows = db.execute(
@@ -407,15 +435,16 @@ class BatchStore:
                 "WHERE batch_id = ? AND state = 'done' ORDER BY line_no",
                 (batch_id,),
             ).fetchall()
+            owner = current["owner_key"]  # the batch's results are its creator's files
             output = b"".join(_result_line(row) for row in rows if row["status_code"] < 300)
             errors = b"".join(_result_line(row) for row in rows if row["status_code"] >= 300)
             output_id = (
-                self._insert_file(db, f"{batch_id}_output.jsonl", "batch_output", output).id
+                self._insert_file(db, f"{batch_id}_output.jsonl", "batch_output", output, owner).id
                 if output
                 else None
             )
             error_id = (
-                self._insert_file(db, f"{batch_id}_error.jsonl", "batch_output", errors).id
+                self._insert_file(db, f"{batch_id}_error.jsonl", "batch_output", errors, owner).id
                 if errors
                 else None
             )

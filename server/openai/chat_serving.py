@@ -51,7 +51,7 @@ async def prepare_chat(body: ChatCompletionRequest, state: ServerState, engine: 
         messages = with_tools(messages, tools)
     logprobs = params.chat_logprobs(body.logprobs, body.top_logprobs)
     try:
-        prompt = engine.encode_chat(messages)
+        prompt = await engine.encode_chat(messages)
     except jinja2.TemplateError as error:
         raise BadRequest(
             f"the model's chat template cannot render these messages: {error}", param="messages"

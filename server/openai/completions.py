@@ -34,7 +34,7 @@ router = APIRouter(tags=["openai"])
 MAX_LOGPROBS = 5  # OpenAI's bound on this endpoint
 
 
-def _prompts(body: CompletionRequest, engine: Engine, limits: Limits) -> list[list[int]]:
+async def _prompts(body: CompletionRequest, engine: Engine, limits: Limits) -> list[list[int]]:
     prompt = body.prompt
     if isinstance(prompt, str):
         prompts: list[str | list[int]] = [prompt]
@@ -46,7 +46,8 @@ def _prompts(body: CompletionRequest, engine: Engine, limits: Limits) -> list[li
         raise BadRequest("prompt is empty", param="prompt")
     if len(prompts) > limits.max_batch_items:
         raise BadRequest(f"{len(prompts)} prompts; at most {limits.max_batch_items}", param="prompt")
-    encoded = [engine.encode_text(item) if isinstance(item, str) else list(item) for item in prompts]
+    # One prompt at a time: other requests' prompts are tokenized in between.
+    encoded = [await engine.encode_text(item) if isinstance(item, str) else list(item) for item in prompts]
     if any(not ids for ids in encoded):
         raise BadRequest("prompt is empty", param="prompt")
     return encoded
@@ -68,7 +69,7 @@ async def _prepare(body: CompletionRequest, state: ServerState, engine: Engine) 
         raise BadRequest("suffix is not supported", param="suffix")
     if body.logprobs is not None and not 0 <= body.logprobs <= MAX_LOGPROBS:
         raise BadRequest(f"logprobs must be between 0 and {MAX_LOGPROBS}", param="logprobs")
-    prompts = _prompts(body, engine, limits)
+    prompts = await _prompts(body, engine, limits)
     if body.stream and len(prompts) > 1:
         raise BadRequest("streaming takes one prompt", param="prompt")
     longest = max(len(ids) for ids in prompts)

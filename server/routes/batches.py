@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.auth import Caller
 from server.batches.jobs import BatchJobs, get_batches
 
 __all__ = ["router"]
@@ -14,7 +15,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
 Jobs = Annotated[BatchJobs, Depends(get_batches)]
-KEY_SCOPE = "wrapserve.key"  # the caller's API key digest, left by the auth middleware
 
 
 class CreateBatch(BaseModel):
@@ -29,18 +29,17 @@ class CreateBatch(BaseModel):
 
 
 @router.post("")
-async def create_batch(body: CreateBatch, jobs: Jobs, request: Request) -> dict[str, Any]:
-    owner = request.scope.get(KEY_SCOPE)
+async def create_batch(body: CreateBatch, jobs: Jobs, caller: Caller) -> dict[str, Any]:
     return jobs.create(
-        body.input_file_id, body.endpoint, body.completion_window, body.metadata, owner
+        body.input_file_id, body.endpoint, body.completion_window, body.metadata, caller
     ).as_openai()
 
 
 @router.get("")
 async def list_batches(
-    jobs: Jobs, after: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20
+    jobs: Jobs, caller: Caller, after: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> dict[str, Any]:
-    records, has_more = jobs.store.list_batches(after, limit)
+    records, has_more = jobs.store.list_batches(after, limit, caller)
     data = [record.as_openai() for record in records]
     return {
         "object": "list",
@@ -52,10 +51,10 @@ async def list_batches(
 
 
 @router.get("/{batch_id}")
-async def get_batch(batch_id: str, jobs: Jobs) -> dict[str, Any]:
-    return jobs.store.get_batch(batch_id).as_openai()
+async def get_batch(batch_id: str, jobs: Jobs, caller: Caller) -> dict[str, Any]:
+    return jobs.store.get_batch(batch_id, caller).as_openai()
 
 
 @router.post("/{batch_id}/cancel")
-async def cancel_batch(batch_id: str, jobs: Jobs) -> dict[str, Any]:
-    return jobs.cancel(batch_id).as_openai()
+async def cancel_batch(batch_id: str, jobs: Jobs, caller: Caller) -> dict[str, Any]:
+    return jobs.cancel(batch_id, caller).as_openai()

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import Response
 
+from server.auth import Caller
 from server.batches.jobs import BatchJobs, FileTooLarge, get_batches
 
 __all__ = ["router"]
@@ -35,27 +36,27 @@ def _declared_length(request: Request) -> int | None:
 
 @router.post("")
 async def upload_file(
-    request: Request, jobs: Jobs, file: UploadFile, purpose: Annotated[str, Form()]
+    request: Request, jobs: Jobs, caller: Caller, file: UploadFile, purpose: Annotated[str, Form()]
 ) -> dict[str, Any]:
     jobs.check_upload_size(_declared_length(request))
     content = await _read_bounded(file, jobs.limits.max_batch_file_bytes)
-    return jobs.upload(file.filename or "", purpose, content).as_openai()
+    return jobs.upload(file.filename or "", purpose, content, caller).as_openai()
 
 
 @router.get("")
-async def list_files(jobs: Jobs, purpose: str | None = None) -> dict[str, Any]:
+async def list_files(jobs: Jobs, caller: Caller, purpose: str | None = None) -> dict[str, Any]:
     return {
         "object": "list",
-        "data": [f.as_openai() for f in jobs.store.list_files(purpose)],
+        "data": [f.as_openai() for f in jobs.store.list_files(purpose, caller)],
         "has_more": False,
     }
 
 
 @router.get("/{file_id}")
-async def get_file(file_id: str, jobs: Jobs) -> dict[str, Any]:
-    return jobs.store.get_file(file_id).as_openai()
+async def get_file(file_id: str, jobs: Jobs, caller: Caller) -> dict[str, Any]:
+    return jobs.store.get_file(file_id, caller).as_openai()
 
 
 @router.get("/{file_id}/content")
-async def file_content(file_id: str, jobs: Jobs) -> Response:
-    return Response(jobs.store.file_content(file_id), media_type="application/jsonl")
+async def file_content(file_id: str, jobs: Jobs, caller: Caller) -> Response:
+    return Response(jobs.store.file_content(file_id, caller), media_type="application/jsonl")

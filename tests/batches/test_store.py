@@ -101,3 +101,57 @@ def test_listing_pages_newest_first(store: BatchStore) -> None:
     assert [b.id for b in page] == ids[::-1][:2] and more
     page, more = store.list_batches(after=page[-1].id, limit=10)
     assert [b.id for b in page] == ids[::-1][2:] and not more
+
+
+def test_each_key_sees_only_its_own_files_and_batches(store: BatchStore) -> None:
+    mine = store.create_file("in.jsonl", "batch", b"mine", owner_key="key-a")
+    theirs = store.create_file("in.jsonl", "batch", b"theirs", owner_key="key-b")
+    batch = store.create_batch(URL, mine.id, "24h", None, lines(1), owner_key="key-a")
+    assert [f.id for f in store.list_files(viewer="key-a")] == [mine.id]
+    assert store.file_content(mine.id, "key-a") == b"mine"
+    for read in (store.get_file, store.file_content):
+        with pytest.raises(NotFound):
+            read(theirs.id, "key-a")  # like an unknown id: nothing says it exists
+    assert store.get_batch(batch.id, "key-a").id == batch.id
+    with pytest.raises(NotFound):
+        store.get_batch(batch.id, "key-b")
+    with pytest.raises(NotFound):
+        store.request_cancel(batch.id, "key-b")
+    assert store.get_batch(batch.id).status == "validating"  # the refused cancel changed nothing
+    assert store.list_batches(viewer="key-b") == ([], False)
+    with pytest.raises(NotFound):
+        store.list_batches(after=batch.id, viewer="key-b")  # no paging from someone else's id
+    # No viewer (no keys configured, or the runner): everything.
+    assert {f.id for f in store.list_files()} == {mine.id, theirs.id}
+
+
+def test_a_batchs_result_files_belong_to_its_creator(store: BatchStore) -> None:
+    batch = store.create_batch(URL, "file-x", "24h", None, lines(2), owner_key="key-a")
+    store.record_result(batch.id, "req-0", 200, "req_a", {"n": 0})
+    store.record_result(batch.id, "req-1", 422, "req_b", {"error": {"code": "invalid_input", "message": "x"}})
+    store.transition(batch.id, ("validating",), "in_progress")
+    store.transition(batch.id, ("in_progress",), "finalizing")
+    done = store.finalize(batch.id, "completed").as_openai()
+    for file_id in (done["output_file_id"], done["error_file_id"]):
+        assert store.get_file(file_id, "key-a").purpose == "batch_output"
+        with pytest.raises(NotFound):
+            store.file_content(file_id, "key-b")
+
+
+def test_a_store_from_before_files_had_owners_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE files (id TEXT PRIMARY KEY, filename TEXT NOT NULL, purpose TEXT NOT NULL, "
+        "bytes INTEGER NOT NULL, created_at INTEGER NOT NULL, content BLOB NOT NULL)"
+    )
+    old.execute("INSERT INTO files VALUES ('file-old', 'in.jsonl', 'batch', 3, 1, x'616263')")
+    old.commit()
+    old.close()
+    store = BatchStore(path)
+    assert store.file_content("file-old") == b"abc"  # kept, visible without keys
+    with pytest.raises(NotFound):
+        store.get_file("file-old", "key-a")  # ownerless: no key's own
+    assert store.create_file("new.jsonl", "batch", b"x", owner_key="key-a").bytes == 1

@@ -42,3 +42,11 @@ def test_the_report_shows_each_starts_first_call_and_every_ratio() -> None:
     assert "| 111.1, 222.2, 333.3 |" in text
     layout = results["speedups"]["prefix_cache_layout"]
     assert f'"aligned_ratio": {layout["aligned_ratio"]}' in text  # not only keys named ratio*
+
+
+def test_the_report_shows_each_rounds_ratio_of_a_pooled_comparison() -> None:
+    results = json.loads(LATEST.read_text())
+    results["classify"]["round_ratios"] = [1.951, 1.785]
+    assert "(rounds [1.951, 1.785], pooled)" in markdown(results)
+    results["classify"]["round_ratios"] = [1.951]  # one round: nothing was pooled
+    assert "pooled" not in markdown(results).split("classify: ratio")[1].split("\n")[0]

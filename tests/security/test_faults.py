@@ -1,5 +1,5 @@
-"""Faults and floods on servers of their own: auth end to end, a load burst, client
-disconnects, SIGTERM with requests in flight, and a killed engine.
+"""Faults and floods on servers of their own: auth end to end (each key's own batches too),
+a load burst, client disconnects, SIGTERM with requests in flight, and a killed engine.
 
 Two extra engine starts in all: a keyed server with a small queue bound (auth, load,
 disconnects, then SIGTERM at its end) and one whose engine gets killed.
@@ -14,14 +14,18 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import openai
 import psutil
 import pytest
 
+from tests.batches.helpers import jsonl, result_lines, wait_for, wrapper_lines
 from tests.conftest import RunningServer, free_port, start_server, stop_server, wait_ready
 
 pytestmark = pytest.mark.engine
@@ -177,6 +181,67 @@ def test_per_key_allow_list(keyed: RunningServer) -> None:
     assert chat.json()["error"]["type"] == "permission_error"
 
 
+def test_each_key_sees_only_its_own_files_and_batches(keyed: RunningServer) -> None:
+    owner = openai.OpenAI(base_url=f"{keyed.base_url}/v1", api_key=KEY, max_retries=0)
+    other = openai.OpenAI(base_url=f"{keyed.base_url}/v1", api_key=NARROW_KEY, max_retries=0)
+    upload = owner.files.create(file=("in.jsonl", jsonl(wrapper_lines(2))), purpose="batch")
+    batch = owner.batches.create(
+        input_file_id=upload.id, endpoint="/v1/wrappers/sentiment/invoke", completion_window="24h"
+    )
+    done = wait_for(owner, batch.id, timeout_s=300)  # before the load tests: leave the engine idle
+    assert done.status == "completed" and done.output_file_id, done
+    assert len(result_lines(owner, done.output_file_id)) == 2
+
+    # To the other key, each of these ids is as unknown as a made-up one.
+    for read in (
+        lambda: other.files.retrieve(upload.id),
+        lambda: other.files.content(upload.id),
+        lambda: other.files.content(done.output_file_id),
+        lambda: other.batches.retrieve(batch.id),
+        lambda: other.batches.cancel(batch.id),
+    ):
+        with pytest.raises(openai.NotFoundError):
+            read()
+    with pytest.raises(openai.BadRequestError, match="no file"):
+        other.batches.create(
+            input_file_id=upload.id, endpoint="/v1/wrappers/sentiment/invoke", completion_window="24h"
+        )
+    assert not {upload.id, done.output_file_id} & {f.id for f in other.files.list().data}
+    assert batch.id not in {b.id for b in other.batches.list().data}
+    assert {upload.id, done.output_file_id} <= {f.id for f in owner.files.list().data}
+    assert batch.id in {b.id for b in owner.batches.list().data}
+
+
+def test_batch_lines_run_with_their_creators_allow_list(keyed: RunningServer) -> None:
+    narrow = openai.OpenAI(base_url=f"{keyed.base_url}/v1", api_key=NARROW_KEY, max_retries=0)
+    lines = [
+        {
+            "custom_id": "allowed",
+            "method": "POST",
+            "url": "/v1/wrappers/sentiment/invoke",
+            "body": {"input": {"text": "Great product."}},
+        },
+        {
+            "custom_id": "denied",
+            "method": "POST",
+            "url": "/v1/wrappers/language/invoke",
+            "body": {"input": {"text": "Bonjour"}},
+        },
+    ]
+    upload = narrow.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
+    batch = narrow.batches.create(
+        input_file_id=upload.id, endpoint="/v1/wrappers/sentiment/invoke", completion_window="24h"
+    )
+    done = wait_for(narrow, batch.id, timeout_s=300)
+    assert done.status == "completed", done
+    statuses = {
+        line["custom_id"]: line["response"]["status_code"]
+        for file_id in (done.output_file_id, done.error_file_id)
+        for line in result_lines(narrow, file_id)
+    }
+    assert statuses == {"allowed": 200, "denied": 403}
+
+
 # -- load ------------------------------------------------------------------------------
 
 
@@ -268,28 +333,75 @@ def test_client_disconnect_frees_the_engine_slot(keyed: RunningServer, stream: b
 # -- lifecycle (last for the keyed server: it stops it) --------------------------------
 
 
+def _read_stream(client: httpx.Client, body: dict[str, Any], first_token: threading.Event) -> dict[str, Any]:
+    """One streamed completion read to its end; ``first_token`` is set once text arrives
+    (or at once on an error answer, so the test never waits on a stream that failed)."""
+    seen: dict[str, Any] = {
+        "status": None,
+        "text": "",
+        "finish_reason": None,
+        "usage": None,
+        "done": False,
+    }
+    try:
+        with client.stream("POST", "/v1/completions", json=body, headers=AUTH) as response:
+            seen["status"] = response.status_code
+            if response.status_code != 200:
+                seen["text"] = response.read().decode(errors="replace")[:300]
+                return seen
+            for line in response.iter_lines():
+                if not line.startswith("data: "):
+                    continue
+                if line == "data: [DONE]":
+                    seen["done"] = True
+                    continue
+                chunk = json.loads(line.removeprefix("data: "))
+                for choice in chunk["choices"]:
+                    seen["text"] += choice["text"]
+                    seen["finish_reason"] = choice["finish_reason"] or seen["finish_reason"]
+                    if choice["text"]:
+                        first_token.set()
+                if chunk.get("usage"):
+                    seen["usage"] = chunk["usage"]
+    finally:
+        first_token.set()
+    return seen
+
+
 def test_sigterm_with_requests_in_flight_loses_none(keyed: RunningServer) -> None:
-    base = keyed.base_url
-    # Long enough that a fast machine cannot finish all three between two polls of /metrics.
-    body = {**LONG_COMPLETION, "max_tokens": 256}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        futures = [
-            pool.submit(httpx.post, f"{base}/v1/completions", json=body, headers=AUTH, timeout=600)
-            for _ in range(3)
-        ]
-        if not _wait_for(lambda: _metric(base, "wrapserve_admitted_requests") >= 3, 120):
-            done = [f.result().text[:300] for f in futures if f.done()]
-            pytest.fail(f"the three requests were never in flight together; answered already: {done}")
-        assert _engine_busy(base)
+    """Three streams that are generating when SIGTERM comes: each runs to its last token."""
+    tokens = 256
+    body = {
+        **LONG_COMPLETION,
+        "max_tokens": tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    started = [threading.Event() for _ in range(3)]
+    with (
+        httpx.Client(base_url=keyed.base_url, timeout=600) as client,
+        concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool,
+    ):
+        futures = [pool.submit(_read_stream, client, body, event) for event in started]
+        # Every stream has sent a token: all three are in the engine with ~255 tokens to go.
+        assert all(event.wait(300) for event in started), "a stream never sent its first token"
+        early = [f.result() for f in futures if f.done()]
+        assert not early, f"a stream ended before SIGTERM: {early}"
         os.kill(keyed.process.pid, signal.SIGTERM)
-        responses = [future.result() for future in futures]
-    assert [r.status_code for r in responses] == [200, 200, 200], [r.text[:200] for r in responses]
-    assert all(r.json()["choices"][0]["text"] for r in responses)
+        answers = [future.result() for future in futures]
+    for answer in answers:
+        assert answer["status"] == 200 and answer["done"], answer
+        assert answer["finish_reason"] == "length", answer
+        assert answer["usage"] and answer["usage"]["completion_tokens"] == tokens, answer
+        assert answer["text"], answer
     # uvicorn re-raises the signal once it has shut down cleanly, so the exit status says SIGTERM.
     assert keyed.process.wait(120) in (0, -signal.SIGTERM)
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{base}/health", timeout=5)
+        httpx.get(f"{keyed.base_url}/health", timeout=5)
     log = keyed.log()
+    # The server's own count at the signal: the three were in flight then, not finished before.
+    draining = re.search(r"draining: (\d+) engine request\(s\) in flight", log)
+    assert draining and int(draining.group(1)) == 3, draining and draining.group(0)
     assert "Traceback" not in log.split("Shutting down", 1)[-1]
 
 

@@ -1,8 +1,9 @@
-"""The system turn padded to whole KV blocks, so vLLM's prefix cache serves all of it.
+"""The prefix wrapper calls share padded to whole KV blocks, so vLLM's prefix cache serves all of it.
 
-The layout is checked with the model's own tokenizer and chat template (no engine), then
-end to end: the cached prompt tokens vLLM reports for real calls are the whole padded
-turn, also for texts whose first token no call has sent before.
+That prefix is the system turn, the user turn's opening and the literal start of the user
+message. The layout is checked with the model's own tokenizer and chat template (no
+engine), then end to end: the cached prompt tokens vLLM reports for real calls are the
+whole shared prefix, also for texts whose first token no call has sent before.
 """
 
 from __future__ import annotations
@@ -21,9 +22,19 @@ from wrappers.catalogue import BUILTINS
 MODEL_DIR = Path.home() / ".cache" / "wrapserve" / "models" / "smollm2-135m-instruct"
 
 
-def padded_turn_tokens(layout: ChatLayout, system: str) -> int:
-    padded = {"role": "system", "content": system + layout.padding(system)}
-    return len(layout.encode(layout.render([padded], False)))
+def common_prefix(first: list[int], second: list[int]) -> int:
+    differ = (i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b)
+    return next(differ, min(len(first), len(second)))
+
+
+def shared_prefix_tokens(layout: ChatLayout, system: str, user_head: str) -> int:
+    """Tokens two padded prompts with different user texts share."""
+    padded = {"role": "system", "content": system + layout.padding(system, user_head)}
+    first, second = (
+        layout.encode(layout.render([padded, {"role": "user", "content": user_head + text}], True))
+        for text in ("apple pie", "Zebra crossing")
+    )
+    return common_prefix(first, second)
 
 
 @pytest.fixture(scope="module")
@@ -35,33 +46,39 @@ def layout() -> ChatLayout:
 
 @pytest.mark.parametrize("block_size", [16, 32])
 @pytest.mark.parametrize("wrapper", BUILTINS, ids=lambda w: w.ref())
-def test_every_wrappers_system_turn_ends_on_a_block_boundary(
+def test_every_wrappers_shared_prefix_ends_on_a_block_boundary(
     layout: ChatLayout, wrapper: Any, block_size: int
 ) -> None:
     system, user = wrapper.messages(wrapper.Input.model_validate(wrapper.examples[0].input))
-    padding = system_padding(system.content, block_size, layout.render, layout.encode)
+    head = wrapper.user_head()
+    assert user.content.startswith(head)
+    padding = system_padding(system.content, block_size, layout.render, layout.encode, head)
     units = len(padding) // len(PAD_UNIT)
     assert padding == PAD_UNIT * units and units < block_size
-    chat = [
-        {"role": "system", "content": system.content + padding},
-        {"role": "user", "content": user.content},
-    ]
-    turn = layout.encode(layout.render(chat[:1], False))
-    assert len(turn) % block_size == 0
-    # The padded turn is exactly the prompt's opening: the user turn starts on the boundary.
-    assert layout.encode(layout.render(chat, True))[: len(turn)] == turn
+    padded = {"role": "system", "content": system.content + padding}
+    prompt = layout.encode(layout.render([padded, {"role": "user", "content": user.content}], True))
+    other = layout.encode(layout.render([padded, {"role": "user", "content": f"{head}Zebra 42"}], True))
+    shared = common_prefix(prompt, other)
+    # The boundary falls where the shared prefix ends, or a token before it where the
+    # head's last token could merge with some text (a newline with a newline).
+    assert shared % block_size in (0, 1)
+    cached = shared - shared % block_size
+    # All of it static: the padded system turn, the user turn's opening and the head.
+    turn = layout.encode(layout.render([padded], False))
+    assert prompt[: len(turn)] == turn and cached > len(turn)
+    assert layout.tokenizer.decode(prompt[:cached]).rstrip().endswith(f"user\n{head}".rstrip())
 
 
 def test_encode_chat_pads_only_when_asked_and_only_a_leading_system_turn(layout: ChatLayout) -> None:
     chat = [{"role": "system", "content": "You judge things."}, {"role": "user", "content": "Text: hi"}]
-    plain, aligned = layout.encode_chat(chat), layout.encode_chat(chat, align_system=True)
+    plain, aligned = layout.encode_chat(chat), layout.encode_chat(chat, align_through="Text: ")
     assert len(aligned) > len(plain)
-    assert layout.encode_chat(chat[1:], align_system=True) == layout.encode_chat(chat[1:])
+    assert layout.encode_chat(chat[1:], align_through="") == layout.encode_chat(chat[1:])
     no_cache = ChatLayout(layout.tokenizer, None, None)
-    assert no_cache.encode_chat(chat, align_system=True) == plain
+    assert no_cache.encode_chat(chat, align_through="") == plain
 
 
-def test_a_template_that_folds_the_system_turn_into_the_user_turn_is_left_alone(layout: ChatLayout) -> None:
+def test_a_template_that_folds_the_system_text_into_the_user_turn_is_aligned_too(layout: ChatLayout) -> None:
     folding = ChatLayout(
         layout.tokenizer,
         "{% for m in messages %}{% if m.role == 'user' %}<|im_start|>user\n"
@@ -69,17 +86,28 @@ def test_a_template_that_folds_the_system_turn_into_the_user_turn_is_left_alone(
         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
         32,
     )
-    assert folding.padding("You judge things.") == ""
+    system = "You judge things."
+    assert folding.padding(system, "Text: ")
+    assert shared_prefix_tokens(folding, system, "Text: ") % 32 == 0
 
 
-def test_a_template_that_refuses_a_system_only_chat_is_left_alone(layout: ChatLayout) -> None:
-    strict = ChatLayout(
-        layout.tokenizer,
-        "{% if messages|length < 2 %}{{ raise_exception('a user turn is required') }}{% endif %}"
-        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}",
-        32,
-    )
-    assert strict.padding("You judge things.") == ""
+@pytest.mark.parametrize(
+    "template",
+    [
+        # refuses a system turn
+        "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('no system turns') }}{% endif %}"
+        "<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}",
+        # renders the system text after the user's, where no padding can end the shared prefix
+        "{% for m in messages|reverse %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}",
+    ],
+    ids=["refuses-system", "system-last"],
+)
+def test_a_template_where_padding_cannot_help_is_left_alone(layout: ChatLayout, template: str) -> None:
+    other = ChatLayout(layout.tokenizer, template, 32)
+    assert other.padding("You judge things.", "Text: ") == ""
+    chat = [{"role": "system", "content": "You judge things."}, {"role": "user", "content": "Text: hi"}]
+    if "raise_exception" not in template:
+        assert other.encode_chat(chat, align_through="Text: ") == other.encode_chat(chat)
 
 
 def _invoke(http: httpx.Client, name: str, data: dict[str, object]) -> dict[str, Any]:
@@ -88,28 +116,31 @@ def _invoke(http: httpx.Client, name: str, data: dict[str, object]) -> dict[str,
     return dict(response.json())
 
 
-def test_calls_get_the_whole_system_turn_from_the_prefix_cache(
+def test_calls_get_the_whole_shared_prefix_from_the_prefix_cache(
     http: httpx.Client, layout: ChatLayout
 ) -> None:
     """Texts that start with tokens no earlier call sent: unpadded, the block holding the
-    turn's tail would be recomputed for each of them."""
+    shared prefix's tail would be recomputed for each of them."""
     sentiment = next(w for w in BUILTINS if w.name == "sentiment")
-    turn = padded_turn_tokens(layout, sentiment.system_prompt())
+    shared = shared_prefix_tokens(layout, sentiment.system_prompt(), sentiment.user_head())
+    turn = len(
+        layout.encode(layout.render([{"role": "system", "content": sentiment.system_prompt()}], False))
+    )
+    assert shared > turn  # the user turn's opening and "Text:" come from the cache too
     for _ in range(3):
         body = _invoke(http, "sentiment", {"text": f"{uuid.uuid4().hex} said the order came late."})
-        assert body["usage"]["cached_prompt_tokens"] == turn, body["usage"]
+        assert body["usage"]["cached_prompt_tokens"] == shared, body["usage"]
 
 
 def test_calls_sharing_a_label_set_share_it_from_the_prefix_cache(
     http: httpx.Client, layout: ChatLayout
 ) -> None:
-    # A set no call has used, with distinct first tokens: labels whose first tokens collide
-    # are scored from prompt log-probs, and vLLM does not read the prefix cache for those.
+    # A set no call has used.
     tag = uuid.uuid4().hex[:8]
     labels = [f"{word}-{tag}" for word in ("billing", "shipping", "technical", "other")]
     classify = next(w for w in BUILTINS if w.ref() == "classify@1.1.0")
     system, _ = classify.messages(classify.Input(text="x", labels=labels))
-    turn = padded_turn_tokens(layout, system.content)
+    turn = shared_prefix_tokens(layout, system.content, classify.user_head())
     first = _invoke(http, "classify", {"text": f"{uuid.uuid4().hex} wants a refund.", "labels": labels})
     assert first["version"] == "1.1.0"
     assert first["usage"]["cached_prompt_tokens"] < turn  # the label set was new
@@ -129,3 +160,24 @@ def test_the_first_classify_release_keeps_its_prompt(http: httpx.Client) -> None
     assert body["version"] == "1.0.0" and body["output"]["label"] in labels
     latest = _invoke(http, "classify", {"text": "My card was charged twice.", "labels": labels})
     assert latest["fingerprint"] != body["fingerprint"]
+
+
+def test_labels_sharing_a_start_are_scored_with_the_prompt_from_the_cache(
+    http: httpx.Client, layout: ChatLayout
+) -> None:
+    """ "very good" and "very bad" branch after "very": one more engine step, on the prompt
+    extended by it, and every step reads the prompt from the prefix cache."""
+    tag = uuid.uuid4().hex[:8]
+    labels = [f"very good {tag}", f"very bad {tag}", f"okay {tag}"]
+    classify = next(w for w in BUILTINS if w.ref() == "classify@1.1.0")
+    system, _ = classify.messages(classify.Input(text="x", labels=labels))
+    shared = shared_prefix_tokens(layout, system.content, classify.user_head())
+    _invoke(http, "classify", {"text": f"{uuid.uuid4().hex} loved it.", "labels": labels})
+    for text in ("The food was wonderful.", "The food was awful."):
+        body = _invoke(http, "classify", {"text": f"{uuid.uuid4().hex}: {text}", "labels": labels})
+        scores = body["scores"]
+        assert set(scores) == set(labels)
+        assert abs(sum(scores.values()) - 1.0) < 1e-4
+        assert all(0.0 < p < 1.0 for p in scores.values())
+        assert body["output"]["label"] == max(scores, key=scores.__getitem__)
+        assert body["usage"]["cached_prompt_tokens"] == shared, body["usage"]
