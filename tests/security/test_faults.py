@@ -8,7 +8,6 @@ disconnects, then SIGTERM at its end) and one whose engine gets killed.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import json
 import os
 import re
@@ -52,6 +51,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
             WRAPSERVE_KEY_WRAPPERS=json.dumps({NARROW_KEY: ["sentiment"]}),
             WRAPSERVE_LIMITS__MAX_QUEUED_REQUESTS=str(QUEUE_BOUND),
             WRAPSERVE_SHUTDOWN_TIMEOUT_S="300",  # a loaded CI box generates slowly
+            WRAPSERVE_LIMITS__MAX_TOKENS="8000",  # the disconnect test's long generation
         ),
     )
     try:
@@ -71,16 +71,6 @@ def _metric(base_url: str, name: str) -> float:
     ]
     assert values, f"/metrics has no {name}: {response.text[:2000]}"
     return sum(values)
-
-
-def _received(sock: socket.socket) -> bytes:
-    """What the server has sent on a socket so far, without waiting for more."""
-    sock.settimeout(0.5)
-    received = b""
-    with contextlib.suppress(OSError):
-        while chunk := sock.recv(65536):
-            received += chunk
-    return received
 
 
 def _wait_for(condition, timeout_s: float, step_s: float = 0.25) -> bool:  # type: ignore[no-untyped-def]
@@ -104,7 +94,7 @@ def _sentiment(base_url: str, key: str = KEY) -> httpx.Response:
 LONG_COMPLETION = {
     "model": MODEL,
     "prompt": "Count to ten thousand: 1, 2, 3, 4, 5, 6, 7, 8,",
-    "max_tokens": 4000,
+    "max_tokens": 8000,  # near the model's 8192-token context: the longest generation there is
     "ignore_eos": True,  # the model may stop counting at any point; the test needs it busy
 }
 
@@ -307,25 +297,70 @@ def _open_request(base_url: str, body: dict[str, object]) -> socket.socket:
     return sock
 
 
+def _seconds_per_token(base_url: str, tokens: int = 256) -> float:
+    """How long the engine takes per token for one lone generation, measured now (the
+    disconnect test compares against it rather than against a fixed time: CI machines differ
+    several-fold in speed)."""
+    body = {
+        **LONG_COMPLETION,
+        "max_tokens": tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    arrivals: list[float] = []
+    generated = 0
+    with httpx.stream("POST", f"{base_url}/v1/completions", json=body, headers=AUTH, timeout=300) as response:
+        assert response.status_code == 200, response.read()[:300]
+        for line in response.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line.removeprefix("data: "))
+            if any(choice["text"] for choice in chunk["choices"]):
+                arrivals.append(time.monotonic())
+            if chunk.get("usage"):
+                generated = chunk["usage"]["completion_tokens"]
+    assert generated == tokens and len(arrivals) >= 2, (generated, len(arrivals))
+    # From the first token's arrival to the last one's: the decode steps, not the prefill.
+    return (arrivals[-1] - arrivals[0]) / (generated - 1)
+
+
+def _await_first_token(sock: socket.socket, timeout_s: float = 120) -> None:
+    """Reads a streamed response until its first data chunk has arrived."""
+    sock.settimeout(timeout_s)
+    received = b""
+    while b"data: {" not in received:
+        chunk = sock.recv(4096)
+        assert chunk, f"the stream closed before its first token: {received[-500:]!r}"
+        received += chunk
+    assert received.startswith(b"HTTP/1.1 200"), received[:300]
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streaming"])
 def test_client_disconnect_frees_the_engine_slot(keyed: RunningServer, stream: bool) -> None:
+    """A client that goes away mid-generation frees its engine slot at once, long before the
+    generation would have ended by itself (its length is measured against this machine's own
+    decode speed, so a fast machine cannot pass it by finishing early)."""
     base = keyed.base_url
     assert _wait_for(lambda: not _engine_busy(base), 60)
+    seconds_per_token = _seconds_per_token(base)
+    natural_s = LONG_COMPLETION["max_tokens"] * seconds_per_token  # type: ignore[operator]
     sock = _open_request(base, {**LONG_COMPLETION, "stream": stream})
     try:
-        assert _wait_for(lambda: _engine_busy(base), 120), "the generation never reached the engine"
         if stream:
-            assert sock.recv(4096).startswith(b"HTTP/1.1 200")  # tokens are flowing
-        time.sleep(1)
-        if not _engine_busy(base):
-            health = httpx.get(f"{base}/health", timeout=10)
-            pytest.fail(
-                f"the generation ended by itself; nothing to test. /health: {health.status_code} "
-                f"{health.text[:300]}; the response's last bytes: {_received(sock)[-1500:]!r}"
-            )
+            _await_first_token(sock)
+        assert _wait_for(lambda: _engine_busy(base), 120, step_s=0.02), "the generation is not in the engine"
+        closed_at = time.monotonic()
     finally:
         sock.close()  # the client goes away mid-generation
-    assert _wait_for(lambda: not _engine_busy(base), 20), "the engine request kept running"
+    # Freed in well under half of what the generation needs: an engine request that kept
+    # running would hold the slot for (nearly) all of it.
+    budget_s = natural_s / 2
+    freed = _wait_for(lambda: not _engine_busy(base), budget_s, step_s=0.05)
+    freed_after_s = time.monotonic() - closed_at
+    assert freed, (
+        f"the engine request kept running {freed_after_s:.1f} s after the client left; the whole "
+        f"generation takes ~{natural_s:.1f} s here ({seconds_per_token * 1000:.2f} ms a token)"
+    )
     assert _wait_for(lambda: _metric(base, "wrapserve_admitted_requests") == 0, 10)
     assert _sentiment(base).status_code == 200
 
@@ -370,7 +405,7 @@ def _read_stream(client: httpx.Client, body: dict[str, Any], first_token: thread
 
 def test_sigterm_with_requests_in_flight_loses_none(keyed: RunningServer) -> None:
     """Three streams that are generating when SIGTERM comes: each runs to its last token."""
-    tokens = 256
+    tokens = 1024  # enough that a fast machine cannot finish them between first token and signal
     body = {
         **LONG_COMPLETION,
         "max_tokens": tokens,
@@ -383,7 +418,7 @@ def test_sigterm_with_requests_in_flight_loses_none(keyed: RunningServer) -> Non
         concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool,
     ):
         futures = [pool.submit(_read_stream, client, body, event) for event in started]
-        # Every stream has sent a token: all three are in the engine with ~255 tokens to go.
+        # Every stream has sent a token: all three are in the engine with ~1000 tokens to go.
         assert all(event.wait(300) for event in started), "a stream never sent its first token"
         early = [f.result() for f in futures if f.done()]
         assert not early, f"a stream ended before SIGTERM: {early}"
