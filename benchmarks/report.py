@@ -65,6 +65,26 @@ def _row(name: str, run: dict[str, Any] | None) -> str:
     return f"| {name} | {' | '.join(cells)} |"
 
 
+def _cpu_lines(results: dict[str, Any]) -> list[str]:
+    """CPU time per call by process: where each server spends its work (the API process
+    serves HTTP, tokenizes and builds requests; the engine processes schedule and compute)."""
+    rows = [
+        f"| {name} | {server} | {cpu.get('api', '-')} | {cpu.get('engine', '-')} |"
+        for name in WORKLOADS
+        for server, cpu in (_get(results, name, "cpu_ms_per_call") or {}).items()
+    ]
+    if not rows:
+        return []
+    return [
+        "",
+        "## CPU time per call by process (same runs as above)",
+        "",
+        "| workload | server | API process ms | engine processes ms |",
+        "|---|---|---|---|",
+        *rows,
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     meta = results.get("meta", {})
     lines = [
@@ -88,6 +108,7 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| **{name}: ratio Wrapserve/vLLM** | **{results[name]['ratio_vs_vllm']}**{spread} | | | | |"
             )
+    lines += _cpu_lines(results)
     speedups = results.get("speedups", {})
     if speedups:
         lines += [

@@ -26,7 +26,7 @@ import httpx
 from benchmarks import compile_bench, report
 from benchmarks.clients import VllmClient, WrapserveClient
 from benchmarks.scenarios import Scenarios, Sizes, first_call_ms
-from benchmarks.servers import ServerConfig, Servers
+from benchmarks.servers import ServerConfig, Servers, StartedServer
 from benchmarks.workloads import Task, build_workload, extract_tasks
 from server.engine import CPU_BLOCK_SIZE
 from server.prefix_layout import ChatLayout
@@ -136,8 +136,8 @@ def _layout(config: ServerConfig) -> ChatLayout:
 
 
 async def _measure(
-    ws_url: str,
-    vllm_url: str,
+    ws_server: StartedServer,
+    vllm_server: StartedServer,
     model: str,
     sizes: Sizes,
     names: list[str],
@@ -148,10 +148,12 @@ async def _measure(
     """Fill ``out`` step by step, most important first, so an interrupted run keeps what it has."""
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     async with httpx.AsyncClient(timeout=600, limits=limits) as http:
-        ws, vllm = WrapserveClient(http, ws_url), VllmClient(http, vllm_url, model, layout.padding)
+        ws = WrapserveClient(http, ws_server.base_url)
+        vllm = VllmClient(http, vllm_server.base_url, model, layout.padding)
         sentiment = Task(Sentiment, {"text": "The first call after start-up: I really like this server."})
         first_vllm = await first_call_ms(lambda: vllm.chat(sentiment))
-        scenarios = Scenarios(ws, vllm, sizes)
+        cpu = {"wrapserve": ws_server.cpu_seconds, "vllm": vllm_server.cpu_seconds}
+        scenarios = Scenarios(ws, vllm, sizes, cpu)
         out["first_call"] = await scenarios.steady_state(first_ws, first_vllm)
         counts = {"classify": sizes.classify, "extract": sizes.extract, "report": sizes.report}
         workloads = {name: build_workload(name, counts[name]) for name in names}
@@ -280,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 asyncio.run(
                     _measure(
-                        ws_server.base_url,
-                        vllm_server.base_url,
+                        ws_server,
+                        vllm_server,
                         args.model,
                         sizes,
                         names,

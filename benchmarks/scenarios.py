@@ -15,6 +15,8 @@ import asyncio
 import itertools
 import statistics
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -62,12 +64,34 @@ def _regex(schema: dict[str, Any], whitespace: str | None) -> str:
     return str(to_regex(JsonSchema(prepared, whitespace_pattern=whitespace)))
 
 
+CpuProbe = Callable[[], dict[str, float]]  # CPU seconds so far by process role ("api", "engine")
+
+
 class Scenarios:
-    def __init__(self, wrapserve: WrapserveClient, vllm: VllmClient, sizes: Sizes) -> None:
+    def __init__(
+        self,
+        wrapserve: WrapserveClient,
+        vllm: VllmClient,
+        sizes: Sizes,
+        cpu: dict[str, CpuProbe] | None = None,
+    ) -> None:
         self.ws = wrapserve
         self.vllm = vllm
         self.sizes = sizes
+        self.cpu = cpu or {}  # server name ("wrapserve", "vllm") -> its probe
         self._variants = itertools.count(1)
+
+    async def _with_cpu(
+        self, server: str, run: Awaitable[RunStats], spent: dict[str, Counter[str]]
+    ) -> RunStats:
+        """``run``, adding the CPU seconds the server's processes spent meanwhile to ``spent``."""
+        probe = self.cpu.get(server)
+        before = probe() if probe else {}
+        stats = await run
+        if probe:
+            for role, seconds in probe().items():
+                spent[server][role] += seconds - before.get(role, 0.0)
+        return stats
 
     async def _ws_run(self, tasks: tuple[Task, ...], concurrency: int, **options: Any) -> RunStats:
         return await run_bounded([partial(self.ws.invoke, t, options or None) for t in tasks], concurrency)
@@ -102,16 +126,24 @@ class Scenarios:
         c = self.sizes.concurrency
         ours: list[RunStats] = []
         theirs: list[RunStats] = []
+        spent: dict[str, Counter[str]] = {"wrapserve": Counter(), "vllm": Counter()}
         for number in range(rounds):
             tasks = workload.tasks if number == 0 else self._fresh(workload, len(workload.tasks))
-            if number % 2:
-                theirs.append(await self._vllm_run(tasks, c))
-                ours.append(await self._ws_run(tasks, c))
-            else:
-                ours.append(await self._ws_run(tasks, c))
-                theirs.append(await self._vllm_run(tasks, c))
+            stats: dict[str, RunStats] = {}
+            for server in ("vllm", "wrapserve") if number % 2 else ("wrapserve", "vllm"):
+                run = self._ws_run(tasks, c) if server == "wrapserve" else self._vllm_run(tasks, c)
+                stats[server] = await self._with_cpu(server, run, spent)
+            ours.append(stats["wrapserve"])
+            theirs.append(stats["vllm"])
         wrapserve, vllm = summarize(_pooled(ours)), summarize(_pooled(theirs))
+        calls = {"wrapserve": sum(len(r.results) for r in ours), "vllm": sum(len(r.results) for r in theirs)}
+        cpu = {
+            server: {role: round(seconds * 1000 / calls[server], 2) for role, seconds in sorted(used.items())}
+            for server, used in spent.items()
+            if used
+        }
         return {
+            **({"cpu_ms_per_call": cpu} if cpu else {}),
             "wrapserve": wrapserve,
             "vllm": vllm,
             "ratio_vs_vllm": ratio(wrapserve["calls_per_s"], vllm["calls_per_s"]),

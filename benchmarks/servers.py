@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+import psutil
 
 __all__ = ["ServerConfig", "Servers", "StartedServer", "free_port"]
 
@@ -73,6 +74,19 @@ class StartedServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     startup_s: float = 0.0
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) used so far by the server's own process, which serves the
+        API, and by every process it started (vLLM's engine core and workers): what a run
+        spends where, whatever the machine's other load."""
+        api = psutil.Process(self.process.pid)
+        engine = 0.0
+        for child in api.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = child.cpu_times()
+                engine += times.user + times.system
+        times = api.cpu_times()
+        return {"api": times.user + times.system, "engine": engine}
 
     def log_tail(self, chars: int = 3000) -> str:
         try:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 from benchmarks.clients import CallResult, RunStats, summarize
 from benchmarks.report import headline, markdown
-from benchmarks.scenarios import _pooled
+from benchmarks.scenarios import Scenarios, Sizes, _pooled
+from benchmarks.workloads import Task, build_workload
 
 LATEST = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "latest.json"
 
@@ -50,3 +53,39 @@ def test_the_report_shows_each_rounds_ratio_of_a_pooled_comparison() -> None:
     assert "(rounds [1.951, 1.785], pooled)" in markdown(results)
     results["classify"]["round_ratios"] = [1.951]  # one round: nothing was pooled
     assert "pooled" not in markdown(results).split("classify: ratio")[1].split("\n")[0]
+
+
+class _CountingClient:
+    """A client stand-in that answers at once and books CPU time on its server's meter,
+    as a real server's processes would while serving the call."""
+
+    def __init__(self, meter: dict[str, float], api_ms: float, engine_ms: float) -> None:
+        self.meter, self.api_ms, self.engine_ms = meter, api_ms, engine_ms
+
+    async def _answer(self) -> CallResult:
+        self.meter["api"] += self.api_ms / 1000
+        self.meter["engine"] += self.engine_ms / 1000
+        return CallResult(ok=True, valid=True, latency_s=0.001, output_tokens=1)
+
+    async def invoke(self, task: Task, options: dict[str, Any] | None = None) -> CallResult:
+        return await self._answer()
+
+    async def chat(self, task: Task, **kwargs: Any) -> CallResult:
+        return await self._answer()
+
+
+def test_a_comparison_books_each_servers_cpu_time_per_call_over_all_rounds() -> None:
+    meters = {"wrapserve": {"api": 0.0, "engine": 0.0}, "vllm": {"api": 0.0, "engine": 0.0}}
+    ws = _CountingClient(meters["wrapserve"], api_ms=2.0, engine_ms=10.0)
+    vllm = _CountingClient(meters["vllm"], api_ms=3.0, engine_ms=25.0)
+    sizes = Sizes(4, 4, 4, concurrency=2, sweep=(), steady_calls=1, variant_share=0.5, overhead_rounds=2)
+    probes = {name: (lambda meter=meter: dict(meter)) for name, meter in meters.items()}
+    scenarios = Scenarios(ws, vllm, sizes, cpu=probes)  # type: ignore[arg-type]
+    meters["vllm"]["engine"] += 99.0  # spent before the comparison: not booked to it
+    result = asyncio.run(scenarios.compare(build_workload("classify", 6), rounds=2))  # both orders
+    assert result["cpu_ms_per_call"] == {
+        "wrapserve": {"api": 2.0, "engine": 10.0},
+        "vllm": {"api": 3.0, "engine": 25.0},
+    }
+    text = markdown({"classify": result})
+    assert "| classify | vllm | 3.0 | 25.0 |" in text
