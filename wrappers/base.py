@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, ClassVar, Literal
 
 from jinja2 import StrictUndefined
@@ -89,6 +89,49 @@ def _compact(value: Any) -> str:
 
 
 _TEMPLATES.filters["json"] = _compact
+
+
+@lru_cache(maxsize=4096)
+def _schema_text(model: type[BaseModel]) -> str:
+    # pydantic builds a model's JSON Schema anew on each call (about a millisecond for a
+    # catalogue model), and every invocation needs the output schema, the system prompt and
+    # the fingerprint: build it once per model class, which is fixed once defined.
+    return json.dumps(model.model_json_schema())
+
+
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON Schema, as ``model_json_schema()`` gives it; a fresh copy each time,
+    so a caller may change it."""
+    schema: dict[str, Any] = json.loads(_schema_text(model))
+    return schema
+
+
+@lru_cache(maxsize=4096)
+def _fingerprint(wrapper: type[Wrapper]) -> str:
+    content = {
+        "name": wrapper.name,
+        "instructions": wrapper.instructions,
+        "template": wrapper.template,
+        "input": json_schema(wrapper.Input),
+        "output": json_schema(wrapper.Output),
+        "dynamic_schema": wrapper.schema_rule(),
+        "sampling": wrapper.sampling.model_dump(),
+        "model": wrapper.model,
+    }
+    if wrapper.context_template:  # absent from wrappers without one: their locked prints stay
+        content["context_template"] = wrapper.context_template
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return f"sha256:{digest[:16]}"
+
+
+@lru_cache(maxsize=4096)
+def _default_system_prompt(wrapper: type[Wrapper]) -> str:
+    parts = [wrapper.instructions.strip(), "Answer with one JSON object only."]
+    if (schema := wrapper.static_schema()) is not None:
+        parts.append(f"Its JSON Schema: {_compact(_schema_for_prompt(schema))}")
+    return "\n\n".join(parts)
+
+
 _TEMPLATE_TAG = re.compile(r"\{[{%#]")
 
 
@@ -141,21 +184,9 @@ class Wrapper:
 
     @classmethod
     def fingerprint(cls) -> str:
-        """Content hash of everything that shapes the answer. Changes need a version bump."""
-        content = {
-            "name": cls.name,
-            "instructions": cls.instructions,
-            "template": cls.template,
-            "input": cls.Input.model_json_schema(),
-            "output": cls.Output.model_json_schema(),
-            "dynamic_schema": cls.schema_rule(),
-            "sampling": cls.sampling.model_dump(),
-            "model": cls.model,
-        }
-        if cls.context_template:  # absent from wrappers without one: their locked prints stay
-            content["context_template"] = cls.context_template
-        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-        return f"sha256:{digest[:16]}"
+        """Content hash of everything that shapes the answer. Changes need a version bump.
+        Worked out once per class: a wrapper's attributes are fixed once it is defined."""
+        return _fingerprint(cls)  # type: ignore[arg-type]  # a class is hashable
 
     # -- output schema -----------------------------------------------------------------
 
@@ -164,7 +195,7 @@ class Wrapper:
         """The output schema when it does not depend on the input (compiled at start-up)."""
         if cls.schema_rule():
             return None
-        return cls.Output.model_json_schema()
+        return json_schema(cls.Output)
 
     @classmethod
     def schema_rule(cls) -> str:
@@ -174,7 +205,7 @@ class Wrapper:
     @classmethod
     def output_schema(cls, data: BaseModel) -> dict[str, Any]:
         """The schema this call's answer is constrained to. Per-call wrappers override it."""
-        return cls.Output.model_json_schema()
+        return json_schema(cls.Output)
 
     @classmethod
     def parse_output(cls, data: BaseModel, value: Any) -> BaseModel:
@@ -185,10 +216,7 @@ class Wrapper:
     @classmethod
     def system_prompt(cls) -> str:
         """The static part, byte-identical across calls, so the prefix cache serves it."""
-        parts = [cls.instructions.strip(), "Answer with one JSON object only."]
-        if (schema := cls.static_schema()) is not None:
-            parts.append(f"Its JSON Schema: {_compact(_schema_for_prompt(schema))}")
-        return "\n\n".join(parts)
+        return _default_system_prompt(cls)  # type: ignore[arg-type]  # a class is hashable
 
     @classmethod
     def user_head(cls) -> str:
