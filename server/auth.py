@@ -110,7 +110,7 @@ def check_wrapper_allowed(request: Request, wrapper: str) -> None:
         raise Forbidden(f"this API key may not call the wrapper {wrapper!r}", param="model")
 
 
-def caller_key(request: Request) -> str | None:
+async def caller_key(request: Request) -> str | None:
     """The caller's API key digest; None when no keys are configured (one tenant)."""
     digest: str | None = request.scope.get(KEY_SCOPE)
     return digest

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -56,6 +57,10 @@ CPU_BLOCK_SIZE = 32
 GPU_MEMORY_FRACTION = 0.9
 # vLLM's bound on ``SamplingParams.logprob_token_ids`` per request.
 _MAX_SCORED_TOKENS = 128
+# Short texts (the labels a scored call tokenizes, 3-6 per call, the same across calls) are
+# kept tokenized: each would otherwise cost a hop to the tokenizer thread and back.
+_SHORT_TEXT_CHARS = 64
+_SHORT_TEXTS_KEPT = 4096
 
 
 def _longest_token_bytes(tokenizer: Any) -> int:
@@ -192,6 +197,7 @@ class VllmEngine:
         own_tokenizer = copy.deepcopy(self._tokenizer)
         self._layout = ChatLayout(own_tokenizer, chat_template, block_size)
         self._tokenizing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wrapserve-tokenize")
+        self._short_texts: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # least recent first
         # No token covers more characters than this, so a text longer than max_model_len x
         # this cannot fit the context: refused before it is tokenized (8 MB of text would
         # hold the tokenizer thread for seconds). Exact for byte-level BPE, which loses
@@ -256,7 +262,17 @@ class VllmEngine:
 
     async def encode_text(self, text: str) -> list[int]:
         self._refuse_if_too_long(len(text), "prompt")
-        return await self._off_loop(self._layout.encode, text)
+        if len(text) > _SHORT_TEXT_CHARS:
+            return await self._off_loop(self._layout.encode, text)
+        ids = self._short_texts.get(text)
+        if ids is None:
+            ids = tuple(await self._off_loop(self._layout.encode, text))
+            self._short_texts[text] = ids
+            if len(self._short_texts) > _SHORT_TEXTS_KEPT:
+                self._short_texts.popitem(last=False)
+        else:
+            self._short_texts.move_to_end(text)
+        return list(ids)
 
     # -- generation ------------------------------------------------------------------
 

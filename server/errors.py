@@ -37,7 +37,7 @@ def error_body(message: str, type_: str, code: str, param: str | None = None, **
     return {"error": {"message": message, "type": type_, "param": param, "code": code, **extra}}
 
 
-def _wrapserve_error(request: Request, exc: Exception) -> JSONResponse:
+async def _wrapserve_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, WrapserveError)
     extra = {key: value for key, value in exc.details.items() if value is not None}
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Overloaded) else None
@@ -55,7 +55,7 @@ def _field_path(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
@@ -64,7 +64,7 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(message, "invalid_request_error", "invalid_value", param), status_code=422)
 
 
-def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     type_, code = _STATUS_TYPES.get(exc.status_code, ("invalid_request_error", "error"))
     return JSONResponse(
@@ -72,7 +72,7 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     request_id = getattr(request.state, "request_id", "-")
     log.error("unhandled error in request %s", request_id, exc_info=exc)
     return JSONResponse(
@@ -82,6 +82,8 @@ def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    # The handlers are async: Starlette runs a plain ``def`` handler in its thread pool, a
+    # thread hop for every refusal, which under a flood of 429s is where it hurts.
     app.add_exception_handler(WrapserveError, _wrapserve_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

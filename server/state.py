@@ -70,6 +70,8 @@ class ServerState:
         raise EngineUnavailable(reasons.get(self.phase, "the engine is not ready"))
 
 
-def get_state(request: Request) -> ServerState:
+async def get_state(request: Request) -> ServerState:
+    # async, as every dependency here: FastAPI runs a plain ``def`` dependency in its
+    # thread pool, a thread hop on each request for what is an attribute read.
     state: ServerState = request.app.state.wrapserve
     return state

@@ -145,6 +145,6 @@ class BatchJobs:
         return record
 
 
-def get_batches(request: Request) -> BatchJobs:
+async def get_batches(request: Request) -> BatchJobs:
     jobs: BatchJobs = request.app.state.batches
     return jobs

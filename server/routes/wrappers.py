@@ -47,7 +47,7 @@ def describe(wrapper: type[Wrapper]) -> dict[str, Any]:
     }
 
 
-def _service(state: Annotated[ServerState, Depends(get_state)]) -> WrapperService:
+async def _service(state: Annotated[ServerState, Depends(get_state)]) -> WrapperService:
     return state.wrappers
 
 

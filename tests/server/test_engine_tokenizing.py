@@ -100,3 +100,16 @@ def test_a_text_too_long_for_any_tokenization_to_fit_is_refused_untokenized(
         asyncio.run(encode())
     assert "7000000 characters" in refused.value.message and str(MAX_MODEL_LEN) in refused.value.message
     assert refused.value.param == ("prompt" if where == "text" else "messages")
+
+
+def test_short_texts_are_tokenized_once_and_handed_out_as_copies(
+    engine: VllmEngine, tokenizer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    label = 'positive"}'  # a scored label's continuation: the same on every call
+    first = asyncio.run(engine.encode_text(label))
+    assert first == tokenizer.encode(label, add_special_tokens=False)
+    first.append(-1)  # a caller's change to its list must not reach the next caller
+    monkeypatch.setattr(engine, "_layout", _MustNotTokenize())
+    assert asyncio.run(engine.encode_text(label)) == tokenizer.encode(label, add_special_tokens=False)
+    with pytest.raises(AssertionError, match="handed to the tokenizer"):  # a new text still is
+        asyncio.run(engine.encode_text('negative"}'))
