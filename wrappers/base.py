@@ -93,13 +93,13 @@ _TEMPLATES.filters["json"] = _compact
 
 @lru_cache(maxsize=4096)
 def _schema_text(model: type[BaseModel]) -> str:
-    # pydantic builds a model's JSON Schema anew on each call (about a millisecond for a
-    # catalogue model), and every invocation needs the output schema, the system prompt and
-    # the fingerprint: build it once per model class, which is fixed once defined.
+    # pydantic builds a model's JSON Schema anew on each call (~0.3 ms for a catalogue
+    # model), and every invocation needs the output schema, the system prompt and the
+    # fingerprint: build it once per model class, which is fixed once defined.
     return json.dumps(model.model_json_schema())
 
 
-def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON Schema, as ``model_json_schema()`` gives it; a fresh copy each time,
     so a caller may change it."""
     schema: dict[str, Any] = json.loads(_schema_text(model))
@@ -112,8 +112,8 @@ def _fingerprint(wrapper: type[Wrapper]) -> str:
         "name": wrapper.name,
         "instructions": wrapper.instructions,
         "template": wrapper.template,
-        "input": json_schema(wrapper.Input),
-        "output": json_schema(wrapper.Output),
+        "input": _json_schema(wrapper.Input),
+        "output": _json_schema(wrapper.Output),
         "dynamic_schema": wrapper.schema_rule(),
         "sampling": wrapper.sampling.model_dump(),
         "model": wrapper.model,
@@ -195,7 +195,7 @@ class Wrapper:
         """The output schema when it does not depend on the input (compiled at start-up)."""
         if cls.schema_rule():
             return None
-        return json_schema(cls.Output)
+        return _json_schema(cls.Output)
 
     @classmethod
     def schema_rule(cls) -> str:
@@ -205,7 +205,7 @@ class Wrapper:
     @classmethod
     def output_schema(cls, data: BaseModel) -> dict[str, Any]:
         """The schema this call's answer is constrained to. Per-call wrappers override it."""
-        return json_schema(cls.Output)
+        return _json_schema(cls.Output)
 
     @classmethod
     def parse_output(cls, data: BaseModel, value: Any) -> BaseModel:
