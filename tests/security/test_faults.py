@@ -15,7 +15,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -235,15 +235,27 @@ def test_batch_lines_run_with_their_creators_allow_list(keyed: RunningServer) ->
 # -- load ------------------------------------------------------------------------------
 
 
+def _burst(count: int, send: Callable[[httpx.Client, int], httpx.Response]) -> list[httpx.Response]:
+    """``count`` requests sent at one moment, each from a thread of its own: released together,
+    so a fast machine cannot answer the first ones before the last ones arrive."""
+    release = threading.Barrier(count)
+
+    def one(index: int) -> httpx.Response:
+        with httpx.Client(timeout=600) as client:
+            release.wait(60)
+            return send(client, index)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(one, range(count)))
+
+
 def test_burst_beyond_the_queue_bound_is_answered_or_refused_with_retry_after(keyed: RunningServer) -> None:
-    burst = QUEUE_BOUND * 6
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 48}
 
-    def one(_: int) -> httpx.Response:
-        return httpx.post(f"{keyed.base_url}/v1/chat/completions", json=body, headers=AUTH, timeout=600)
+    def one(client: httpx.Client, _: int) -> httpx.Response:
+        return client.post(f"{keyed.base_url}/v1/chat/completions", json=body, headers=AUTH)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=burst) as pool:
-        responses = list(pool.map(one, range(burst)))
+    responses = _burst(QUEUE_BOUND * 6, one)
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {200, 429}, statuses
     assert statuses.count(200) >= 1 and statuses.count(429) >= 1, statuses
@@ -260,16 +272,12 @@ def test_burst_beyond_the_queue_bound_is_answered_or_refused_with_retry_after(ke
 
 def test_scored_wrapper_calls_queue_behind_the_same_bound(keyed: RunningServer) -> None:
     """Label scoring is one engine step, not a generation; it is admitted all the same."""
-    burst = QUEUE_BOUND * 8
 
-    def one(index: int) -> httpx.Response:
+    def one(client: httpx.Client, index: int) -> httpx.Response:
         body = {"input": {"text": f"Burst message {index}: the parcel came late and broken."}}
-        return httpx.post(
-            f"{keyed.base_url}/v1/wrappers/sentiment/invoke", json=body, headers=AUTH, timeout=600
-        )
+        return client.post(f"{keyed.base_url}/v1/wrappers/sentiment/invoke", json=body, headers=AUTH)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=burst) as pool:
-        responses = list(pool.map(one, range(burst)))
+    responses = _burst(QUEUE_BOUND * 8, one)
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {200, 429}, statuses
     assert statuses.count(200) >= 1 and statuses.count(429) >= 1, statuses
