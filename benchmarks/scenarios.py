@@ -136,7 +136,7 @@ class Scenarios:
             ours.append(stats["wrapserve"])
             theirs.append(stats["vllm"])
         wrapserve, vllm = summarize(_pooled(ours)), summarize(_pooled(theirs))
-        calls = {"wrapserve": sum(len(r.results) for r in ours), "vllm": sum(len(r.results) for r in theirs)}
+        calls = {"wrapserve": wrapserve["calls"], "vllm": vllm["calls"]}
         cpu = {
             server: {role: round(seconds * 1000 / calls[server], 2) for role, seconds in sorted(used.items())}
             for server, used in spent.items()

@@ -315,21 +315,14 @@ def _seconds_per_token(base_url: str, tokens: int = 256) -> float:
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    arrivals: list[float] = []
-    generated = 0
-    with httpx.stream("POST", f"{base_url}/v1/completions", json=body, headers=AUTH, timeout=300) as response:
-        assert response.status_code == 200, response.read()[:300]
-        for line in response.iter_lines():
-            if not line.startswith("data: {"):
-                continue
-            chunk = json.loads(line.removeprefix("data: "))
-            if any(choice["text"] for choice in chunk["choices"]):
-                arrivals.append(time.monotonic())
-            if chunk.get("usage"):
-                generated = chunk["usage"]["completion_tokens"]
+    with httpx.Client(base_url=base_url, timeout=300) as client:
+        seen = _read_stream(client, body, threading.Event())
+    arrivals = seen["arrivals"]
+    assert seen["status"] == 200 and seen["usage"], seen
+    generated = seen["usage"]["completion_tokens"]
     assert generated == tokens and len(arrivals) >= 2, (generated, len(arrivals))
     # From the first token's arrival to the last one's: the decode steps, not the prefill.
-    return (arrivals[-1] - arrivals[0]) / (generated - 1)
+    return float(arrivals[-1] - arrivals[0]) / (generated - 1)
 
 
 def _await_first_token(sock: socket.socket, timeout_s: float = 120) -> None:
@@ -377,14 +370,16 @@ def test_client_disconnect_frees_the_engine_slot(keyed: RunningServer, stream: b
 
 
 def _read_stream(client: httpx.Client, body: dict[str, Any], first_token: threading.Event) -> dict[str, Any]:
-    """One streamed completion read to its end; ``first_token`` is set once text arrives
-    (or at once on an error answer, so the test never waits on a stream that failed)."""
+    """One streamed completion read to its end (``arrivals``: when each chunk with text came);
+    ``first_token`` is set once text arrives (or at once on an error answer, so the test
+    never waits on a stream that failed)."""
     seen: dict[str, Any] = {
         "status": None,
         "text": "",
         "finish_reason": None,
         "usage": None,
         "done": False,
+        "arrivals": [],
     }
     try:
         with client.stream("POST", "/v1/completions", json=body, headers=AUTH) as response:
@@ -403,6 +398,7 @@ def _read_stream(client: httpx.Client, body: dict[str, Any], first_token: thread
                     seen["text"] += choice["text"]
                     seen["finish_reason"] = choice["finish_reason"] or seen["finish_reason"]
                     if choice["text"]:
+                        seen["arrivals"].append(time.monotonic())
                         first_token.set()
                 if chunk.get("usage"):
                     seen["usage"] = chunk["usage"]
