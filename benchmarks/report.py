@@ -125,7 +125,13 @@ def markdown(results: dict[str, Any]) -> str:
             for variant, run in runs.items():
                 lines.append(_row(f"{name}: {variant}", run))
             ratios = {k: v for k, v in block.items() if "ratio" in k and v is not None}
-            lines.append(f"| {name}: ratios | {json.dumps(ratios)} | | | | |")
+            each_round = block.get("round_calls_per_s", {})
+            spread = (
+                f" pooled over {block['rounds']} rounds; calls/s by round {json.dumps(each_round)}"
+                if block.get("rounds", 1) > 1
+                else ""
+            )
+            lines.append(f"| {name}: ratios | {json.dumps(ratios)}{spread} | | | | |")
     overhead = results.get("structured_overhead")
     if overhead:
         lines += [

@@ -16,7 +16,7 @@ import itertools
 import statistics
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -41,6 +41,13 @@ class Sizes:
     variant_share: float  # share of a workload rerun for on/off comparisons
     overhead_rounds: int  # (structured, unconstrained) pairs, every other one in reverse order
     classify_rounds: int = 1  # (Wrapserve, vLLM) classify runs, every other one in reverse order
+    # On/off comparisons (speed-ups): rounds of every variant, every other round in reverse
+    # order, and the fewest calls per run (structured vs unconstrained too; its rounds are
+    # ``overhead_rounds``). With no more calls than calls in flight a run is one wave, and its
+    # wall time is its slowest call's: one answer that runs to its token limit then decides
+    # the figure.
+    onoff_rounds: int = 1
+    onoff_min_calls: int = 0
 
 
 def ratio(a: float, b: float) -> float | None:
@@ -110,6 +117,30 @@ class Scenarios:
         count = count or max(8, int(len(workload.tasks) * self.sizes.variant_share))
         return workload.variant(next(self._variants), count).tasks
 
+    def _fresh_onoff(self, workload: Workload) -> tuple[Task, ...]:
+        """New texts for one run of an on/off comparison."""
+        share = max(8, int(len(workload.tasks) * self.sizes.variant_share))
+        return self._fresh(workload, max(share, self.sizes.onoff_min_calls))
+
+    async def _on_off(
+        self,
+        workload: Workload,
+        variants: Sequence[str],
+        run: Callable[[str, tuple[Task, ...]], Awaitable[RunStats]],
+    ) -> dict[str, Any]:
+        """Each variant run ``Sizes.onoff_rounds`` times, every other round in reverse order,
+        each run on fresh texts: pooled summaries by variant, and each round's calls/s."""
+        runs: dict[str, list[RunStats]] = {variant: [] for variant in variants}
+        for number in range(self.sizes.onoff_rounds):
+            for variant in reversed(variants) if number % 2 else variants:
+                runs[variant].append(await run(variant, self._fresh_onoff(workload)))
+        return {
+            "runs": {variant: summarize(_pooled(stats)) for variant, stats in runs.items()},
+            "round_calls_per_s": {
+                variant: [summarize(one)["calls_per_s"] for one in stats] for variant, stats in runs.items()
+            },
+        }
+
     async def warm(self, workload: Workload) -> None:
         """One call per distinct schema on both servers, so per-call grammars are built."""
         warm = _one_per_schema(self._fresh(workload))
@@ -157,16 +188,18 @@ class Scenarios:
 
     async def decode_modes(self, workload: Workload, modes: tuple[str, ...]) -> dict[str, Any]:
         """Wrapserve in each decoding mode (speed-ups on/off): calls of the same kind, each
-        mode on texts of its own (fresh variants of the workload), one mode after another."""
+        run on texts of its own (fresh variants of the workload), in rounds."""
         for mode in modes:  # each mode's grammars (e.g. the regex after a forced prefix) built first
             await self._ws(_one_per_schema(self._fresh(workload)), 8, decode=mode)
-        runs = {
-            mode: await self._ws(self._fresh(workload), self.sizes.concurrency, decode=mode) for mode in modes
-        }
+        measured = await self._on_off(
+            workload, modes, lambda mode, tasks: self._ws_run(tasks, self.sizes.concurrency, decode=mode)
+        )
+        runs = measured["runs"]
         base = runs[modes[-1]]["calls_per_s"]
         return {
-            "runs": runs,
+            **measured,
             "ratios_vs_" + modes[-1]: {m: ratio(r["calls_per_s"], base) for m, r in runs.items()},
+            "rounds": self.sizes.onoff_rounds,
         }
 
     async def batch_vs_single(self, workload: Workload) -> dict[str, Any]:
@@ -240,14 +273,18 @@ class Scenarios:
                     structured=structured,
                     regex=regexes[repr(t.schema())] if regexes else None,
                 )
-                for t in self._fresh(workload)
+                for t in self._fresh_onoff(workload)
             ]
             if round_number % 2:  # unconstrained first, at the previous round's lengths
-                free_runs.append(await self._length_matched(self._fresh(workload), constrained_runs[-1]))
+                free_runs.append(
+                    await self._length_matched(self._fresh_onoff(workload), constrained_runs[-1])
+                )
                 constrained_runs.append(await run_bounded(calls, self.sizes.concurrency))
             else:
                 constrained_runs.append(await run_bounded(calls, self.sizes.concurrency))
-                free_runs.append(await self._length_matched(self._fresh(workload), constrained_runs[-1]))
+                free_runs.append(
+                    await self._length_matched(self._fresh_onoff(workload), constrained_runs[-1])
+                )
         structured_all, free_all = summarize(_pooled(constrained_runs)), summarize(_pooled(free_runs))
         return {
             "structured": structured_all,
@@ -273,41 +310,48 @@ class Scenarios:
 
     async def compact_json(self, workload: Workload) -> dict[str, Any]:
         """Compact grammar (no free whitespace) vs outlines' default whitespace, same engine."""
-        c = self.sizes.concurrency
-        runs = {}
-        for name, whitespace in (("compact", ""), ("free_whitespace", None)):
-            tasks = self._fresh(workload)
-            regexes = {repr(t.schema()): _regex(t.schema(), whitespace) for t in tasks}
-            await self._warm_regexes(self._fresh(workload), regexes)
-            stats = await run_bounded(
-                [
-                    partial(self.vllm.chat, t, structured="regex", regex=regexes[repr(t.schema())])
-                    for t in tasks
-                ],
-                c,
-            )
-            runs[name] = summarize(stats)
+        whitespace = {"compact": "", "free_whitespace": None}
+
+        def regexes(name: str, tasks: tuple[Task, ...]) -> dict[str, str]:
+            return {repr(t.schema()): _regex(t.schema(), whitespace[name]) for t in tasks}
+
+        for name in whitespace:  # vLLM builds a regex's index on first use: not in a timed run
+            warm = self._fresh(workload)
+            await self._warm_regexes(warm, regexes(name, warm))
+
+        async def run(name: str, tasks: tuple[Task, ...]) -> RunStats:
+            regex = regexes(name, tasks)
+            calls = [
+                partial(self.vllm.chat, t, structured="regex", regex=regex[repr(t.schema())]) for t in tasks
+            ]
+            return await run_bounded(calls, self.sizes.concurrency)
+
+        measured = await self._on_off(workload, tuple(whitespace), run)
+        runs = measured["runs"]
         return {
-            "runs": runs,
+            **measured,
             "ratio": ratio(runs["compact"]["calls_per_s"], runs["free_whitespace"]["calls_per_s"]),
             "output_tokens_ratio": ratio(
                 runs["compact"]["output_tokens_per_call"], runs["free_whitespace"]["output_tokens_per_call"]
             ),
+            "rounds": self.sizes.onoff_rounds,
         }
 
     async def prefix_layout(self, workload: Workload) -> dict[str, Any]:
         """On vLLM's server: the wrapper's static-first messages vs the same words with the
         text first, and the system turn padded to whole KV blocks (as Wrapserve's engine
         pads it) vs not. Also what vLLM's server gets from the padding Wrapserve uses."""
-        c = self.sizes.concurrency
-        runs = {
-            layout: await self._vllm(self._fresh(workload), c, layout=layout)
-            for layout in ("static-first", "dynamic-first", "block-aligned")
-        }
+        measured = await self._on_off(
+            workload,
+            ("static-first", "dynamic-first", "block-aligned"),
+            lambda layout, tasks: self._vllm_run(tasks, self.sizes.concurrency, layout=layout),
+        )
+        runs = measured["runs"]
         return {
-            "runs": runs,
+            **measured,
             "ratio": ratio(runs["static-first"]["calls_per_s"], runs["dynamic-first"]["calls_per_s"]),
             "aligned_ratio": ratio(runs["block-aligned"]["calls_per_s"], runs["static-first"]["calls_per_s"]),
+            "rounds": self.sizes.onoff_rounds,
         }
 
     async def sweep(self, workload: Workload) -> dict[str, Any]:

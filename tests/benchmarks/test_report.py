@@ -89,3 +89,30 @@ def test_a_comparison_books_each_servers_cpu_time_per_call_over_all_rounds() -> 
     }
     text = markdown({"classify": result})
     assert "| classify | vllm | 3.0 | 25.0 |" in text
+
+
+class _RecordingClient:
+    """Answers at once and records each call's decode mode and text, in call order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    async def invoke(self, task: Task, options: dict[str, Any] | None = None) -> CallResult:
+        self.calls.append(((options or {}).get("decode", "auto"), task.input["text"]))
+        return CallResult(ok=True, valid=True, latency_s=0.001, output_tokens=1)
+
+
+def test_on_off_runs_alternate_their_order_by_round_on_fresh_texts_of_several_waves() -> None:
+    ws = _RecordingClient()
+    sizes = Sizes(6, 4, 4, 2, (), 1, 0.5, 2, onoff_rounds=2, onoff_min_calls=10)
+    scenarios = Scenarios(ws, None, sizes)  # type: ignore[arg-type]
+    result = asyncio.run(scenarios.decode_modes(build_workload("classify", 6), ("score", "plain")))
+    timed = ws.calls[-40:]  # after one warm-up call per mode and schema
+    runs = [timed[start : start + 10] for start in range(0, 40, 10)]
+    assert [{mode for mode, _ in run} for run in runs] == [{"score"}, {"plain"}, {"plain"}, {"score"}]
+    texts = [text for _, text in timed]
+    assert len(set(texts)) == 40  # every run on texts no other run sent
+    assert result["runs"]["score"]["calls"] == 20  # pooled over both rounds
+    assert len(result["round_calls_per_s"]["plain"]) == 2
+    assert result["ratios_vs_plain"]["plain"] == 1.0
+    assert "pooled over 2 rounds" in markdown({"speedups": {"choice_scoring": result}})
