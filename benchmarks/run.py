@@ -28,6 +28,7 @@ from benchmarks.clients import VllmClient, WrapserveClient
 from benchmarks.scenarios import Scenarios, Sizes, first_call_ms
 from benchmarks.servers import ServerConfig, Servers, StartedServer
 from benchmarks.workloads import Task, build_workload, extract_tasks
+from server.dtype import cpu_has_native_bf16
 from server.engine import CPU_BLOCK_SIZE
 from server.prefix_layout import ChatLayout
 from wrappers.catalogue.classify import Sentiment
@@ -98,7 +99,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--dtype",
         default=None,
-        help="weights' dtype for both servers (default: float32 on CPU, bfloat16 on GPU)",
+        help="weights' dtype for both servers (default: bfloat16 on GPU and on CPUs with hardware bf16, else float32)",
     )
     parser.add_argument(
         "--block-size",
@@ -241,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         enforce_eager=not args.no_eager,
         backend=args.backend,
         load_format=args.load_format,
-        dtype=args.dtype or ("bfloat16" if on_gpu else "float32"),
+        # What Wrapserve runs the embedded model in by default (server/dtype.py).
+        dtype=args.dtype or ("bfloat16" if on_gpu or cpu_has_native_bf16() else "float32"),
         block_size=args.block_size or (None if on_gpu else CPU_BLOCK_SIZE),
         kv_cache_gib=args.kv_cache_gib or None,
         cpu_bind=args.cpu_bind,

@@ -23,6 +23,7 @@ from typing import Any
 
 from models.manifest import ModelManifest
 from server.branching import TokenPath, branch_points, constrained_logprobs
+from server.dtype import run_dtype
 from server.generation import (
     ChatMessage,
     Constraint,
@@ -84,7 +85,7 @@ def _engine_args(settings: Settings, manifest: ModelManifest, weights: Path, dev
     options: dict[str, Any] = {
         "model": str(weights),
         "served_model_name": [manifest.id],
-        "dtype": settings.dtype or (on_cpu and manifest.cpu_dtype) or manifest.dtype,
+        "dtype": run_dtype(settings.dtype, manifest, on_cpu),
         "max_model_len": settings.max_model_len or manifest.max_model_len,
         "enforce_eager": on_cpu if settings.enforce_eager is None else settings.enforce_eager,
         "gpu_memory_utilization": settings.gpu_memory_utilization

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
 
     # Engine (passed to vLLM). None means "the engine's default for this device".
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # Weights' dtype; None: the manifest's (its cpu_dtype on CPU).
+    # Weights' dtype; None: the manifest's (its cpu_dtype on a CPU without hardware bf16).
     dtype: Literal["bfloat16", "float16", "float32"] | None = None
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from models import ModelRegistry
+from server.dtype import cpu_has_native_bf16, run_dtype
 from server.engine import _engine_args, detect_device
 from server.settings import Settings
 from wrappers.errors import ConfigurationError
@@ -42,11 +43,33 @@ def test_gpu_parallelism_passes_through_to_vllm() -> None:
     assert args.structured_outputs_config["backend"] == "xgrammar"
 
 
-def test_dtype_is_the_manifests_cpu_dtype_on_cpu_unless_set() -> None:
+def test_dtype_is_the_manifests_cpu_dtype_on_a_cpu_without_bf16_unless_set() -> None:
     assert MANIFEST.cpu_dtype == "float32" and MANIFEST.dtype == "bfloat16"
-    assert _engine_args(Settings(), MANIFEST, Path("/w"), "cpu").dtype == "float32"
+    assert run_dtype(None, MANIFEST, on_cpu=True, native_bf16=lambda: False) == "float32"
+    assert run_dtype(None, MANIFEST, on_cpu=True, native_bf16=lambda: True) == "bfloat16"
+    assert run_dtype(None, MANIFEST, on_cpu=False, native_bf16=lambda: False) == "bfloat16"
+    assert run_dtype("float32", MANIFEST, on_cpu=True, native_bf16=lambda: True) == "float32"
+    assert run_dtype("bfloat16", MANIFEST, on_cpu=True, native_bf16=lambda: False) == "bfloat16"
+    fp16 = MANIFEST.model_copy(update={"dtype": "float16"})  # not bf16: its cpu_dtype either way
+    assert run_dtype(None, fp16, on_cpu=True, native_bf16=lambda: True) == "float32"
+    on_this_cpu = "bfloat16" if cpu_has_native_bf16() else "float32"
+    assert _engine_args(Settings(), MANIFEST, Path("/w"), "cpu").dtype == on_this_cpu
     assert _engine_args(Settings(), MANIFEST, Path("/w"), "cuda").dtype == "bfloat16"
-    assert _engine_args(Settings(dtype="bfloat16"), MANIFEST, Path("/w"), "cpu").dtype == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni", True),
+        ("fpu sse2 avx512f amx_tile amx_bf16 amx_int8", True),
+        ("fpu sse2 avx2 avx512f avx512bw avx512_vnni", False),  # AVX-512 alone: bf16 emulated
+    ],
+)
+def test_hardware_bf16_is_read_from_the_cpu_flags(tmp_path: Path, flags: str, native: bool) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: some cpu\nflags\t\t: {flags}\n\n")
+    assert cpu_has_native_bf16(cpuinfo) is native
+    assert cpu_has_native_bf16(tmp_path / "missing") is False
 
 
 def test_block_size_is_32_on_cpu_vllms_own_on_gpu_unless_set() -> None:
