@@ -313,7 +313,7 @@ class Scenarios:
         whitespace = {"compact": "", "free_whitespace": None}
 
         def regexes(name: str, tasks: tuple[Task, ...]) -> dict[str, str]:
-            return {repr(t.schema()): _regex(t.schema(), whitespace[name]) for t in tasks}
+            return {repr(t.schema()): _regex(t.schema(), whitespace[name]) for t in _one_per_schema(tasks)}
 
         for name in whitespace:  # vLLM builds a regex's index on first use: not in a timed run
             warm = self._fresh(workload)
