@@ -23,6 +23,7 @@ from typing import Any
 
 from models.manifest import ModelManifest
 from server.branching import TokenPath, branch_points, constrained_logprobs
+from server.cpu_grammar_mask import ENV_SWITCH as CPU_MASKS_SWITCH
 from server.dtype import run_dtype
 from server.generation import (
     ChatMessage,
@@ -227,6 +228,8 @@ class VllmEngine:
         # ordinary catalogue grammars on a busy CPU). Grammars are vetted for automaton size
         # before they get here, and vLLM builds them off its scheduling loop.
         os.environ.setdefault("VLLM_REGEX_COMPILATION_TIMEOUT_S", str(settings.engine_grammar_timeout_s))
+        # Read by the grammar-mask plugin in each vLLM process (server/cpu_grammar_mask.py).
+        os.environ[CPU_MASKS_SWITCH] = "true" if settings.fast_cpu_masks else "false"
         started = time.monotonic()
         kv_probe = KvCacheProbe()
 

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # A wrapper's system turn is padded so that the prefix its calls share (the turn, the user
     # turn's opening, the template's literal start) ends on a KV block: the cache serves all of it
     align_prefix: bool = True
+    # Grammar masks on CPU logits applied in one vectorised pass instead of xgrammar's scalar
+    # kernel (server/cpu_grammar_mask.py, a vLLM plugin; the engine passes this to vLLM's
+    # processes as WRAPSERVE_FAST_CPU_MASKS)
+    fast_cpu_masks: bool = True
 
     # Request bounds (WRAPSERVE_LIMITS__MAX_TOKENS=... etc.)
     limits: Limits = Field(default_factory=Limits)
