@@ -85,6 +85,14 @@ def _cpu_lines(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _mask_note(vllm_fast_cpu_masks: bool | None) -> str:
+    if vllm_fast_cpu_masks is None:  # runs from before the plugin
+        return ""
+    if vllm_fast_cpu_masks:
+        return "CPU grammar masks: Wrapserve's plugin in both servers."
+    return "CPU grammar masks: Wrapserve's plugin in Wrapserve, stock vLLM's in vLLM's server."
+
+
 def markdown(results: dict[str, Any]) -> str:
     meta = results.get("meta", {})
     lines = [
@@ -92,7 +100,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Command: `{meta.get('command')}`; model {meta.get('model')}, backend {meta.get('backend')}; "
         f"sizes {json.dumps(meta.get('sizes'))} (issue scale {json.dumps(meta.get('issue_scale'))}).",
-        f"Engine options of both servers: {json.dumps(meta.get('engine'))}.",
+        f"Engine options of both servers: {json.dumps(meta.get('engine'))}. "
+        + _mask_note(meta.get("vllm_fast_cpu_masks")),
         "",
         "## Workloads: Wrapserve vs vLLM's own OpenAI server (same model, backend, prompts, schemas)",
         "",

@@ -97,6 +97,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-eager", action="store_true", help="let vLLM compile (slow start on CPU)")
     parser.add_argument(
+        "--vllm-fast-cpu-masks",
+        action="store_true",
+        help="give vLLM's server Wrapserve's CPU grammar-mask plugin too (default: stock vLLM's masks)",
+    )
+    parser.add_argument(
         "--dtype",
         default=None,
         help="weights' dtype for both servers (default: bfloat16 on GPU and on CPUs with hardware bf16, else float32)",
@@ -247,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         block_size=args.block_size or (None if on_gpu else CPU_BLOCK_SIZE),
         kv_cache_gib=args.kv_cache_gib or None,
         cpu_bind=args.cpu_bind,
+        vllm_fast_cpu_masks=args.vllm_fast_cpu_masks,
     )
     results["meta"]["engine"] = {
         key: getattr(config, key)
@@ -259,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             "max_model_len",
         )
     }
+    # Wrapserve applies CPU grammar masks with its plugin; vLLM's server only when asked.
+    results["meta"]["vllm_fast_cpu_masks"] = config.vllm_fast_cpu_masks
     if not args.skip_servers:
         work = Path(tempfile.mkdtemp(prefix="wrapserve-bench-"))
         print(f"[bench] server logs in {work} (removed after a successful run)", flush=True)

@@ -60,6 +60,7 @@ class ServerConfig:
     startup_timeout_s: float = 900
     # vLLM gives up building a grammar index after 5 s by default; on a loaded 2-core box
     # the report grammar (~1.2 s idle) can exceed that. Both servers get the same budget.
+    vllm_fast_cpu_masks: bool = False  # give vLLM's server Wrapserve's CPU grammar-mask plugin too
     extra_env: dict[str, str] = field(default_factory=lambda: {"VLLM_REGEX_COMPILATION_TIMEOUT_S": "60"})
 
     @property
@@ -230,6 +231,11 @@ class Servers:
             **os.environ,
             "PYTHONUNBUFFERED": "1",
             "VLLM_CPU_OMP_THREADS_BIND": config.cpu_bind,
+            # Wrapserve's vLLM plugins load in every vLLM process of this virtualenv. The
+            # CPU grammar-mask one is a Wrapserve speed-up, not part of stock vLLM: off here
+            # unless asked for (--vllm-fast-cpu-masks). The compat fixes stay, as on a node
+            # whose vLLM needs them its own server would fail without them.
+            "WRAPSERVE_FAST_CPU_MASKS": "true" if config.vllm_fast_cpu_masks else "false",
             **config.extra_env,
         }
         return self._start(name, command, env, port)

@@ -47,6 +47,14 @@ def test_the_report_shows_each_starts_first_call_and_every_ratio() -> None:
     assert f'"aligned_ratio": {layout["aligned_ratio"]}' in text  # not only keys named ratio*
 
 
+def test_the_report_says_whose_grammar_masks_vllms_server_ran() -> None:
+    results = json.loads(LATEST.read_text())
+    results["meta"]["vllm_fast_cpu_masks"] = False
+    assert "stock vLLM's in vLLM's server" in markdown(results)
+    results["meta"]["vllm_fast_cpu_masks"] = True
+    assert "Wrapserve's plugin in both servers" in markdown(results)
+
+
 def test_the_report_shows_each_rounds_ratio_of_a_pooled_comparison() -> None:
     results = json.loads(LATEST.read_text())
     results["classify"]["round_ratios"] = [1.951, 1.785]
