@@ -85,6 +85,16 @@ def _cpu_lines(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _overhead_engine_note(overhead: dict[str, Any]) -> str:
+    if "engine" in overhead:
+        return (
+            "compact: Wrapserve's grammar on Wrapserve's engine (its OpenAI-compatible endpoint); "
+            "json_schema: vLLM's own grammar on vLLM's server."
+        )
+    # Runs before the pair moved to Wrapserve's engine measured both on vLLM's server.
+    return "Both on vLLM's server (compact: Wrapserve's grammar sent as a regex)."
+
+
 def _mask_note(vllm_fast_cpu_masks: bool | None) -> str:
     if vllm_fast_cpu_masks is None:  # runs from before the plugin
         return ""
@@ -145,7 +155,9 @@ def markdown(results: dict[str, Any]) -> str:
     if overhead:
         lines += [
             "",
-            "## Structured vs unconstrained (vLLM engine, same prompts, same output lengths)",
+            "## Structured vs unconstrained (same prompts, same output lengths, on one engine)",
+            "",
+            _overhead_engine_note(overhead),
             "",
             "| run | calls/s | p50 ms | p99 ms | output tokens/call | schema-valid |",
             "|---|---|---|---|---|---|",

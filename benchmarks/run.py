@@ -159,7 +159,8 @@ async def _measure(
         sentiment = Task(Sentiment, {"text": "The first call after start-up: I really like this server."})
         first_vllm = await first_call_ms(lambda: vllm.chat(sentiment))
         cpu = {"wrapserve": ws_server.cpu_seconds, "vllm": vllm_server.cpu_seconds}
-        scenarios = Scenarios(ws, vllm, sizes, cpu)
+        ws_openai = VllmClient(http, ws_server.base_url, model)  # same protocol, Wrapserve's engine
+        scenarios = Scenarios(ws, vllm, sizes, cpu, wrapserve_openai=ws_openai)
         out["first_call"] = await scenarios.steady_state(first_ws, first_vllm)
         counts = {"classify": sizes.classify, "extract": sizes.extract, "report": sizes.report}
         workloads = {name: build_workload(name, counts[name]) for name in names}

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 from benchmarks.clients import CallResult, RunStats, VllmClient, WrapserveClient, run_bounded, summarize
 from benchmarks.workloads import Task, Workload, sentiment_items
@@ -81,9 +81,12 @@ class Scenarios:
         vllm: VllmClient,
         sizes: Sizes,
         cpu: dict[str, CpuProbe] | None = None,
+        wrapserve_openai: VllmClient | None = None,
     ) -> None:
         self.ws = wrapserve
         self.vllm = vllm
+        # Wrapserve's own OpenAI-compatible endpoint: free text and ignore_eos on its engine.
+        self.ws_openai = wrapserve_openai
         self.sizes = sizes
         self.cpu = cpu or {}  # server name ("wrapserve", "vllm") -> its probe
         self._variants = itertools.count(1)
@@ -228,21 +231,21 @@ class Scenarios:
             await self.vllm.chat(task, structured="regex", regex=regexes[repr(task.schema())], max_tokens=1)
 
     async def structured_overhead(self, workload: Workload) -> dict[str, Any]:
-        """The grammar's cost per output token, alone. Calls of the same kind on the same
-        engine: constrained by Wrapserve's compact grammar, then unconstrained with the i-th
+        """The grammar's cost per output token, alone, on Wrapserve's engine. Calls of the same
+        kind through Wrapserve's OpenAI-compatible endpoint: constrained by the schema (compiled
+        to Wrapserve's compact grammar, as a wrapper's is), then unconstrained with the i-th
         call held to exactly the i-th constrained answer's length (``ignore_eos``), so both
         decode the same tokens per call in the same batch shape and differ only by the
         grammar. The pair is repeated ``Sizes.overhead_rounds`` times, every other round
         unconstrained first (held to the previous constrained run's lengths), so a drift of
         the shared box during a round does not always fall on the same side; each run on
         fresh texts. The ratio pools the rounds (structured / unconstrained output tokens
-        per second), and each round's own ratio is kept to show the spread. vLLM's own
-        json_schema grammar is measured the same way for comparison."""
-        tasks = self._fresh(workload)
-        compact = {repr(t.schema()): _regex(t.schema(), "") for t in tasks}
-        await self._warm_regexes(self._fresh(workload), compact)
-        ours = await self._overhead_rounds(workload, structured="regex", regexes=compact)
-        theirs = await self._overhead_rounds(workload, structured="json_schema")
+        per second), and each round's own ratio is kept to show the spread. vLLM's server,
+        with its own json_schema grammar and stock vLLM, is measured the same way for comparison."""
+        if self.ws_openai is None:
+            raise ValueError("structured_overhead needs a client for Wrapserve's OpenAI-compatible endpoint")
+        ours = await self._overhead_rounds(self.ws_openai, workload)
+        theirs = await self._overhead_rounds(self.vllm, workload)
         return {
             "structured_compact": ours["structured"],
             "unconstrained_same_lengths": ours["unconstrained"],
@@ -253,37 +256,28 @@ class Scenarios:
             "ratio_vllm_json_schema": theirs["ratio"],
             "round_ratios_vllm_json_schema": theirs["round_ratios"],
             "rounds": self.sizes.overhead_rounds,
+            "engine": "wrapserve (OpenAI-compatible endpoint); vllm_json_schema on vLLM's server",
             "method": "rounds of (constrained, unconstrained at a constrained run's per-call lengths via "
             "ignore_eos), every other round in reverse order, fresh texts each run; ratio pooled over rounds",
         }
 
-    async def _overhead_rounds(
-        self,
-        workload: Workload,
-        structured: Literal["json_schema", "regex"],
-        regexes: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
+    async def _overhead_rounds(self, client: VllmClient, workload: Workload) -> dict[str, Any]:
+        # Each server builds a schema's grammar on its first use: not in a timed run.
+        for task in _one_per_schema(self._fresh(workload)):
+            await client.chat(task, max_tokens=1)
         constrained_runs: list[RunStats] = []
         free_runs: list[RunStats] = []
         for round_number in range(self.sizes.overhead_rounds):
-            calls = [
-                partial(
-                    self.vllm.chat,
-                    t,
-                    structured=structured,
-                    regex=regexes[repr(t.schema())] if regexes else None,
-                )
-                for t in self._fresh_onoff(workload)
-            ]
+            calls = [partial(client.chat, t) for t in self._fresh_onoff(workload)]
             if round_number % 2:  # unconstrained first, at the previous round's lengths
                 free_runs.append(
-                    await self._length_matched(self._fresh_onoff(workload), constrained_runs[-1])
+                    await self._length_matched(client, self._fresh_onoff(workload), constrained_runs[-1])
                 )
                 constrained_runs.append(await run_bounded(calls, self.sizes.concurrency))
             else:
                 constrained_runs.append(await run_bounded(calls, self.sizes.concurrency))
                 free_runs.append(
-                    await self._length_matched(self._fresh_onoff(workload), constrained_runs[-1])
+                    await self._length_matched(client, self._fresh_onoff(workload), constrained_runs[-1])
                 )
         structured_all, free_all = summarize(_pooled(constrained_runs)), summarize(_pooled(free_runs))
         return {
@@ -296,13 +290,15 @@ class Scenarios:
             ],
         }
 
-    async def _length_matched(self, tasks: tuple[Task, ...], constrained: RunStats) -> RunStats:
+    async def _length_matched(
+        self, client: VllmClient, tasks: tuple[Task, ...], constrained: RunStats
+    ) -> RunStats:
         """Unconstrained calls on new texts of the same kind, the i-th held to the i-th
         constrained answer's length (new texts: the constrained run's prompts are cached)."""
         lengths = [max(1, r.output_tokens) for r in constrained.results]
         return await run_bounded(
             [
-                partial(self.vllm.chat, t, structured="none", max_tokens=n, ignore_eos=True)
+                partial(client.chat, t, structured="none", max_tokens=n, ignore_eos=True)
                 for t, n in zip(tasks, lengths, strict=True)
             ],
             self.sizes.concurrency,
