@@ -95,12 +95,12 @@ def _overhead_engine_note(overhead: dict[str, Any]) -> str:
     return "Both on vLLM's server (compact: Wrapserve's grammar sent as a regex)."
 
 
-def _mask_note(vllm_fast_cpu_masks: bool | None) -> str:
-    if vllm_fast_cpu_masks is None:  # runs from before the plugin
+def _mask_note(meta: dict[str, Any]) -> str:
+    if "vllm_fast_cpu_masks" not in meta:  # runs from before the plugin
         return ""
-    if vllm_fast_cpu_masks:
-        return "CPU grammar masks: Wrapserve's plugin in both servers."
-    return "CPU grammar masks: Wrapserve's plugin in Wrapserve, stock vLLM's in vLLM's server."
+    whose = {True: "Wrapserve's plugin", False: "stock vLLM's"}
+    ours = whose[meta.get("wrapserve_fast_cpu_masks", True)]
+    return f"CPU grammar masks: {ours} in Wrapserve, {whose[meta['vllm_fast_cpu_masks']]} in vLLM's server."
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -110,8 +110,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Command: `{meta.get('command')}`; model {meta.get('model')}, backend {meta.get('backend')}; "
         f"sizes {json.dumps(meta.get('sizes'))} (issue scale {json.dumps(meta.get('issue_scale'))}).",
-        f"Engine options of both servers: {json.dumps(meta.get('engine'))}. "
-        + _mask_note(meta.get("vllm_fast_cpu_masks")),
+        f"Engine options of both servers: {json.dumps(meta.get('engine'))}. " + _mask_note(meta),
         "",
         "## Workloads: Wrapserve vs vLLM's own OpenAI server (same model, backend, prompts, schemas)",
         "",

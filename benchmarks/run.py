@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -28,6 +29,7 @@ from benchmarks.clients import VllmClient, WrapserveClient
 from benchmarks.scenarios import Scenarios, Sizes, first_call_ms
 from benchmarks.servers import ServerConfig, Servers, StartedServer
 from benchmarks.workloads import Task, build_workload, extract_tasks
+from server.cpu_grammar_mask import switched_on
 from server.dtype import cpu_has_native_bf16
 from server.engine import CPU_BLOCK_SIZE
 from server.prefix_layout import ChatLayout
@@ -268,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     # Wrapserve applies CPU grammar masks with its plugin; vLLM's server only when asked.
     results["meta"]["vllm_fast_cpu_masks"] = config.vllm_fast_cpu_masks
+    results["meta"]["wrapserve_fast_cpu_masks"] = switched_on(os.environ)  # Wrapserve inherits the env
     if not args.skip_servers:
         work = Path(tempfile.mkdtemp(prefix="wrapserve-bench-"))
         print(f"[bench] server logs in {work} (removed after a successful run)", flush=True)

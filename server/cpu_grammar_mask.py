@@ -5,8 +5,8 @@ Every step of a constrained decode, vLLM's worker sets the logits of the tokens 
 forbids to -inf. On a CPU it does so with xgrammar's scalar kernel, and for bf16 logits it
 first copies them to fp32 and back. For 64 sequences over SmolLM2's 49,152-token vocabulary
 that took 12 ms (kernel) + 9 ms (bf16 round trip) on one core of the 2-core build machine,
-against ~4 ms for the same mask unpacked with numpy and applied with one ``masked_fill_`` in
-the logits' own dtype: about a fifth of a bf16 decode step saved (benchmarks/RESULTS.md).
+against 3.7 ms for the same mask unpacked with numpy and applied with one ``masked_fill_`` in
+the logits' own dtype (what that is worth end to end: benchmarks/RESULTS.md, speed-up 6).
 
 Only the CPU path without speculative tokens is replaced; anything else (GPU logits, draft
 tokens) goes to vLLM's own function. ``WRAPSERVE_FAST_CPU_MASKS=false`` turns it off (read
@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,13 +27,19 @@ import numpy as np
 if TYPE_CHECKING:  # torch comes with vLLM, into the processes that run this
     import torch
 
-__all__ = ["ENV_SWITCH", "install", "mask_rows", "on_cpu_with_numpy"]
+__all__ = ["ENV_SWITCH", "install", "mask_rows", "on_cpu_with_numpy", "switched_on"]
 
 ENV_SWITCH = "WRAPSERVE_FAST_CPU_MASKS"
+_OFF = frozenset({"0", "false", "f", "no", "n", "off"})  # pydantic's spellings of False
 # Under vLLM's logger, so the line lands in the engine log with vLLM's own.
 log = logging.getLogger("vllm.plugins.wrapserve_cpu_masks")
 
 ApplyGrammarBitmask = Callable[[Any, Any, Any, "torch.Tensor"], None]
+
+
+def switched_on(environ: Mapping[str, str]) -> bool:
+    """Whether ``environ`` leaves the plugin on (it is unless ``WRAPSERVE_FAST_CPU_MASKS`` says off)."""
+    return environ.get(ENV_SWITCH, "true").strip().lower() not in _OFF
 
 
 def mask_rows(logits: torch.Tensor, bitmask: np.ndarray, rows: Sequence[int]) -> None:
@@ -84,7 +90,7 @@ def on_cpu_with_numpy(original: ApplyGrammarBitmask) -> ApplyGrammarBitmask:
 
 def install() -> None:
     """Route vLLM's V1 model runner's CPU grammar masks through ``mask_rows``."""
-    if os.environ.get(ENV_SWITCH, "true").strip().lower() in {"0", "false", "no", "off"}:
+    if not switched_on(os.environ):
         return
     if sys.byteorder != "little":  # mask_rows reads the int32 words byte by byte
         return

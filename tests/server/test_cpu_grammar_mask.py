@@ -15,7 +15,7 @@ import torch
 import xgrammar as xgr
 from vllm.v1.structured_output import utils as vllm_utils
 
-from server.cpu_grammar_mask import ENV_SWITCH, install, mask_rows, on_cpu_with_numpy
+from server.cpu_grammar_mask import ENV_SWITCH, install, mask_rows, on_cpu_with_numpy, switched_on
 from tests.conftest import RunningServer
 
 VLLM_APPLY = vllm_utils.apply_grammar_bitmask
@@ -104,6 +104,8 @@ def test_the_plugin_is_registered_switchable_and_installs_once(monkeypatch: pyte
     plugins = {e.name: e.value for e in entry_points(group="vllm.general_plugins")}
     assert plugins.get("wrapserve_cpu_masks") == "server.cpu_grammar_mask:install"
     monkeypatch.setattr(vllm_utils, "apply_grammar_bitmask", VLLM_APPLY)
+    assert switched_on({}) and switched_on({ENV_SWITCH: "true"}) and switched_on({ENV_SWITCH: "1"})
+    assert not any(switched_on({ENV_SWITCH: off}) for off in ("false", "0", "no", "off", "f", "n", " False "))
     monkeypatch.setenv(ENV_SWITCH, "false")
     install()
     assert vllm_utils.apply_grammar_bitmask is VLLM_APPLY
