@@ -1,6 +1,7 @@
 """The measurements of one run, each a pair taken side by side on a running server.
 
-``Scenarios`` holds the two clients and the run's sizes; each method measures one thing
+``Scenarios`` holds the clients (Wrapserve's wrapper routes, vLLM's server, Wrapserve's
+OpenAI-compatible endpoint) and the run's sizes; each method measures one thing
 and returns plain dicts for ``report.py``. Servers are driven one at a time (the other
 idles), alternating within each pair, so on a 2-core box they do not compete for CPU.
 
