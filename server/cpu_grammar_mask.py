@@ -56,9 +56,10 @@ def mask_rows(logits: torch.Tensor, bitmask: np.ndarray, rows: Sequence[int]) ->
     forbidden = np.unpackbits(
         np.ascontiguousarray(np.invert(bitmask)).view(np.uint8), axis=-1, count=vocab, bitorder="little"
     ).view(np.bool_)
-    if list(rows) != list(range(logits.shape[0])):
+    rows = list(rows)
+    if rows != list(range(logits.shape[0])):
         every_row = np.zeros((logits.shape[0], vocab), dtype=np.bool_)
-        every_row[list(rows)] = forbidden
+        every_row[rows] = forbidden
         forbidden = every_row
     logits[:, :vocab].masked_fill_(torch.from_numpy(forbidden), float("-inf"))
 
