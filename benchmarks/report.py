@@ -100,7 +100,12 @@ def _mask_note(meta: dict[str, Any]) -> str:
         return ""
     whose = {True: "Wrapserve's plugin", False: "stock vLLM's"}
     ours = whose[meta.get("wrapserve_fast_cpu_masks", True)]
-    return f"CPU grammar masks: {ours} in Wrapserve, {whose[meta['vllm_fast_cpu_masks']]} in vLLM's server."
+    note = f"CPU grammar masks: {ours} in Wrapserve, {whose[meta['vllm_fast_cpu_masks']]} in vLLM's server."
+    if "vllm_fast_grammar_advance" in meta:  # runs from before that plugin did not record it
+        ours = whose[meta.get("wrapserve_fast_grammar_advance", True)]
+        theirs = whose[meta["vllm_fast_grammar_advance"]]
+        note += f" Outlines guide advance: {ours} in Wrapserve, {theirs} in vLLM's server."
+    return note
 
 
 def markdown(results: dict[str, Any]) -> str:

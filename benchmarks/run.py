@@ -29,7 +29,7 @@ from benchmarks.clients import VllmClient, WrapserveClient
 from benchmarks.scenarios import Scenarios, Sizes, first_call_ms
 from benchmarks.servers import ServerConfig, Servers, StartedServer
 from benchmarks.workloads import Task, build_workload, extract_tasks
-from server.cpu_grammar_mask import switched_on
+from server import cpu_grammar_mask, grammar_advance
 from server.dtype import cpu_has_native_bf16
 from server.engine import CPU_BLOCK_SIZE
 from server.prefix_layout import ChatLayout
@@ -102,6 +102,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--vllm-fast-cpu-masks",
         action="store_true",
         help="give vLLM's server Wrapserve's CPU grammar-mask plugin too (default: stock vLLM's masks)",
+    )
+    parser.add_argument(
+        "--vllm-fast-grammar-advance",
+        action="store_true",
+        help="give vLLM's server Wrapserve's outlines-advance plugin too (default: stock vLLM's)",
     )
     parser.add_argument(
         "--dtype",
@@ -256,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         kv_cache_gib=args.kv_cache_gib or None,
         cpu_bind=args.cpu_bind,
         vllm_fast_cpu_masks=args.vllm_fast_cpu_masks,
+        vllm_fast_grammar_advance=args.vllm_fast_grammar_advance,
     )
     results["meta"]["engine"] = {
         key: getattr(config, key)
@@ -268,9 +274,11 @@ def main(argv: list[str] | None = None) -> int:
             "max_model_len",
         )
     }
-    # Wrapserve applies CPU grammar masks with its plugin; vLLM's server only when asked.
+    # Wrapserve runs its engine plugins; vLLM's server only when asked. Wrapserve inherits the env.
     results["meta"]["vllm_fast_cpu_masks"] = config.vllm_fast_cpu_masks
-    results["meta"]["wrapserve_fast_cpu_masks"] = switched_on(os.environ)  # Wrapserve inherits the env
+    results["meta"]["wrapserve_fast_cpu_masks"] = cpu_grammar_mask.switched_on(os.environ)
+    results["meta"]["vllm_fast_grammar_advance"] = config.vllm_fast_grammar_advance
+    results["meta"]["wrapserve_fast_grammar_advance"] = grammar_advance.switched_on(os.environ)
     if not args.skip_servers:
         work = Path(tempfile.mkdtemp(prefix="wrapserve-bench-"))
         print(f"[bench] server logs in {work} (removed after a successful run)", flush=True)

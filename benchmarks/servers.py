@@ -58,9 +58,10 @@ class ServerConfig:
     # VLLM_CPU_OMP_THREADS_BIND for both engines ("auto": vLLM's choice, core 0 on a 2-core box).
     cpu_bind: str = "auto"
     startup_timeout_s: float = 900
+    vllm_fast_cpu_masks: bool = False  # give vLLM's server Wrapserve's CPU grammar-mask plugin too
+    vllm_fast_grammar_advance: bool = False  # and Wrapserve's outlines-advance plugin
     # vLLM gives up building a grammar index after 5 s by default; on a loaded 2-core box
     # the report grammar (~1.2 s idle) can exceed that. Both servers get the same budget.
-    vllm_fast_cpu_masks: bool = False  # give vLLM's server Wrapserve's CPU grammar-mask plugin too
     extra_env: dict[str, str] = field(default_factory=lambda: {"VLLM_REGEX_COMPILATION_TIMEOUT_S": "60"})
 
     @property
@@ -232,10 +233,12 @@ class Servers:
             "PYTHONUNBUFFERED": "1",
             "VLLM_CPU_OMP_THREADS_BIND": config.cpu_bind,
             # Wrapserve's vLLM plugins load in every vLLM process of this virtualenv. The
-            # CPU grammar-mask one is a Wrapserve speed-up, not part of stock vLLM: off here
-            # unless asked for (--vllm-fast-cpu-masks). The compat fixes stay, as on a node
-            # whose vLLM needs them its own server would fail without them.
+            # CPU grammar-mask and outlines-advance ones are Wrapserve speed-ups, not part of
+            # stock vLLM: off here unless asked for (--vllm-fast-cpu-masks,
+            # --vllm-fast-grammar-advance). The compat fixes stay, as on a node whose vLLM
+            # needs them its own server would fail without them.
             "WRAPSERVE_FAST_CPU_MASKS": "true" if config.vllm_fast_cpu_masks else "false",
+            "WRAPSERVE_FAST_GRAMMAR_ADVANCE": "true" if config.vllm_fast_grammar_advance else "false",
             **config.extra_env,
         }
         return self._start(name, command, env, port)

@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from server import env_switch
+
 if TYPE_CHECKING:  # torch comes with vLLM, into the processes that run this
     import torch
 
 __all__ = ["ENV_SWITCH", "install", "mask_rows", "on_cpu_with_numpy", "switched_on"]
 
 ENV_SWITCH = "WRAPSERVE_FAST_CPU_MASKS"
-_OFF = frozenset({"0", "false", "f", "no", "n", "off"})  # pydantic's spellings of False
 # Under vLLM's logger, so the line lands in the engine log with vLLM's own.
 log = logging.getLogger("vllm.plugins.wrapserve_cpu_masks")
 
@@ -39,7 +40,7 @@ ApplyGrammarBitmask = Callable[[Any, Any, Any, "torch.Tensor"], None]
 
 def switched_on(environ: Mapping[str, str]) -> bool:
     """Whether ``environ`` leaves the plugin on (it is unless ``WRAPSERVE_FAST_CPU_MASKS`` says off)."""
-    return environ.get(ENV_SWITCH, "true").strip().lower() not in _OFF
+    return env_switch.switched_on(environ, ENV_SWITCH)
 
 
 def mask_rows(logits: torch.Tensor, bitmask: np.ndarray, rows: Sequence[int]) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from models.manifest import ModelManifest
 from server.branching import TokenPath, branch_points, constrained_logprobs
 from server.cpu_grammar_mask import ENV_SWITCH as CPU_MASKS_SWITCH
+from server.grammar_advance import ENV_SWITCH as GRAMMAR_ADVANCE_SWITCH
 from server.dtype import run_dtype
 from server.generation import (
     ChatMessage,
@@ -228,8 +229,10 @@ class VllmEngine:
         # ordinary catalogue grammars on a busy CPU). Grammars are vetted for automaton size
         # before they get here, and vLLM builds them off its scheduling loop.
         os.environ.setdefault("VLLM_REGEX_COMPILATION_TIMEOUT_S", str(settings.engine_grammar_timeout_s))
-        # Read by the grammar-mask plugin in each vLLM process (server/cpu_grammar_mask.py).
+        # Read by Wrapserve's plugins in each vLLM process (server/cpu_grammar_mask.py,
+        # server/grammar_advance.py).
         os.environ[CPU_MASKS_SWITCH] = "true" if settings.fast_cpu_masks else "false"
+        os.environ[GRAMMAR_ADVANCE_SWITCH] = "true" if settings.fast_grammar_advance else "false"
         started = time.monotonic()
         kv_probe = KvCacheProbe()
 

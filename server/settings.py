@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # kernel (server/cpu_grammar_mask.py, a vLLM plugin; the engine passes this to vLLM's
     # processes as WRAPSERVE_FAST_CPU_MASKS)
     fast_cpu_masks: bool = True
+    # Outlines guides advance a decode step without listing the next tokens, which vLLM
+    # discards (server/grammar_advance.py, a vLLM plugin; exported as WRAPSERVE_FAST_GRAMMAR_ADVANCE)
+    fast_grammar_advance: bool = True
 
     # Request bounds (WRAPSERVE_LIMITS__MAX_TOKENS=... etc.)
     limits: Limits = Field(default_factory=Limits)
