@@ -95,7 +95,7 @@ def _overhead_engine_note(overhead: dict[str, Any]) -> str:
     return "Both on vLLM's server (compact: Wrapserve's grammar sent as a regex)."
 
 
-def _mask_note(meta: dict[str, Any]) -> str:
+def _plugin_note(meta: dict[str, Any]) -> str:
     if "vllm_fast_cpu_masks" not in meta:  # runs from before the plugin
         return ""
     whose = {True: "Wrapserve's plugin", False: "stock vLLM's"}
@@ -115,7 +115,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Command: `{meta.get('command')}`; model {meta.get('model')}, backend {meta.get('backend')}; "
         f"sizes {json.dumps(meta.get('sizes'))} (issue scale {json.dumps(meta.get('issue_scale'))}).",
-        f"Engine options of both servers: {json.dumps(meta.get('engine'))}. " + _mask_note(meta),
+        f"Engine options of both servers: {json.dumps(meta.get('engine'))}. " + _plugin_note(meta),
         "",
         "## Workloads: Wrapserve vs vLLM's own OpenAI server (same model, backend, prompts, schemas)",
         "",

@@ -24,7 +24,6 @@ from typing import Any
 from models.manifest import ModelManifest
 from server.branching import TokenPath, branch_points, constrained_logprobs
 from server.cpu_grammar_mask import ENV_SWITCH as CPU_MASKS_SWITCH
-from server.grammar_advance import ENV_SWITCH as GRAMMAR_ADVANCE_SWITCH
 from server.dtype import run_dtype
 from server.generation import (
     ChatMessage,
@@ -38,6 +37,7 @@ from server.generation import (
     StreamDelta,
     TokenLogprob,
 )
+from server.grammar_advance import ENV_SWITCH as GRAMMAR_ADVANCE_SWITCH
 from server.limits import ContextOverflow
 from server.prefix_layout import ChatLayout
 from server.settings import Settings

@@ -47,12 +47,17 @@ def test_the_report_shows_each_starts_first_call_and_every_ratio() -> None:
     assert f'"aligned_ratio": {layout["aligned_ratio"]}' in text  # not only keys named ratio*
 
 
-def test_the_report_says_whose_grammar_masks_each_server_ran() -> None:
+def test_the_report_says_whose_grammar_plugins_each_server_ran() -> None:
     results = json.loads(LATEST.read_text())
     results["meta"].update(vllm_fast_cpu_masks=False, wrapserve_fast_cpu_masks=True)
     assert "Wrapserve's plugin in Wrapserve, stock vLLM's in vLLM's server" in markdown(results)
     results["meta"].update(vllm_fast_cpu_masks=True, wrapserve_fast_cpu_masks=False)
     assert "stock vLLM's in Wrapserve, Wrapserve's plugin in vLLM's server" in markdown(results)
+    results["meta"].update(vllm_fast_grammar_advance=False, wrapserve_fast_grammar_advance=True)
+    assert (
+        "Outlines guide advance: Wrapserve's plugin in Wrapserve, stock vLLM's in vLLM's server"
+        in markdown(results)
+    )
 
 
 def test_the_report_shows_each_rounds_ratio_of_a_pooled_comparison() -> None:

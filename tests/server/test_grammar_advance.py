@@ -50,7 +50,7 @@ def _mask(guide: Any) -> list[int]:
     return row.tolist()
 
 
-ANSWER = _ids('{"', *'name', '":"', "abc", *" de", '"', *",", '"', *"tag", '":"', "xyz", '"}')
+ANSWER = _ids('{"', *"name", '":"', "abc", *" de", '"', *",", '"', *"tag", '":"', "xyz", '"}')
 
 
 def test_a_quiet_guide_walks_the_same_states_and_masks_without_listing_tokens() -> None:
@@ -113,7 +113,7 @@ def test_vllms_backend_with_the_plugin_builds_quiet_guides_that_accept_a_real_an
     quiet = compile_quietly(backend, StructuredOutputOptions.REGEX, regex)
     assert isinstance(quiet.guide, QuietGuide) and not isinstance(plain.guide, QuietGuide)
     answer = '{"entities":[{"text":"Maria Lopez","type":"PERSON"},{"text":"Google","type":"ORG"}]}'
-    tokens = backend.tokenizer.encode(answer, add_special_tokens=False) + [backend.tokenizer.eos_token_id]
+    tokens = [*backend.tokenizer.encode(answer, add_special_tokens=False), backend.tokenizer.eos_token_id]
     for token in tokens:
         assert quiet.accept_tokens("r", [token]) == plain.accept_tokens("r", [token]) is True
     assert quiet.is_terminated() and plain.is_terminated()
@@ -137,10 +137,15 @@ def test_the_plugin_is_registered_switchable_and_installs_once(monkeypatch: pyte
 
 
 @pytest.mark.engine
-def test_the_engine_core_installs_it_and_extractions_stay_valid(server: RunningServer, http: httpx.Client) -> None:
+def test_the_engine_core_installs_it_and_extractions_stay_valid(
+    server: RunningServer, http: httpx.Client
+) -> None:
     response = http.post(
         "/v1/wrappers/entities/invoke",
-        json={"input": {"text": "Ada Lovelace met Charles Babbage in London."}, "options": {"decode": "plain"}},
+        json={
+            "input": {"text": "Ada Lovelace met Charles Babbage in London."},
+            "options": {"decode": "plain"},
+        },
     )
     assert response.status_code == 200, response.text
     assert isinstance(response.json()["output"]["entities"], list)
