@@ -159,7 +159,10 @@ async def _measure(
     layout: ChatLayout,
 ) -> None:
     """Fill ``out`` step by step, most important first, so an interrupted run keeps what it has."""
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    # Both servers (uvicorn) close a connection idle for 5 s, httpx's own expiry too: a call
+    # sent on a connection the server is closing at that moment failed with a ReadError (one in
+    # a full run). Dropping idle connections sooner leaves that race to the client's side.
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=2.0)
     async with httpx.AsyncClient(timeout=600, limits=limits) as http:
         ws = WrapserveClient(http, ws_server.base_url)
         vllm = VllmClient(http, vllm_server.base_url, model, layout.padding)
