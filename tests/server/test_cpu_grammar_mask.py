@@ -1,22 +1,19 @@
 """Grammar masks on CPU logits (server/cpu_grammar_mask.py): the same logits as xgrammar's
-kernel and vLLM's own function give, checked against both; and the plugin in the engine."""
+kernel and vLLM's own function give, checked against both. Registration, switch and the
+plugin in the engine: test_vllm_plugins.py."""
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 import torch
 import xgrammar as xgr
 from vllm.v1.structured_output import utils as vllm_utils
 
-from server.cpu_grammar_mask import ENV_SWITCH, install, mask_rows, on_cpu_with_numpy, switched_on
-from tests.conftest import RunningServer
+from server.cpu_grammar_mask import mask_rows, on_cpu_with_numpy
 
 VLLM_APPLY = vllm_utils.apply_grammar_bitmask
 if getattr(VLLM_APPLY, "_wrapserve_cpu_masks", False):  # installed in this process already
@@ -98,38 +95,3 @@ def test_draft_tokens_go_to_vllms_own_function() -> None:
     seen: list[Any] = []
     on_cpu_with_numpy(lambda *args: seen.append(args))(scheduler_output, grammar_output, input_batch, logits)
     assert len(seen) == 1 and seen[0][3] is logits
-
-
-def test_the_plugin_is_registered_switchable_and_installs_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    plugins = {e.name: e.value for e in entry_points(group="vllm.general_plugins")}
-    assert plugins.get("wrapserve_cpu_masks") == "server.cpu_grammar_mask:install"
-    monkeypatch.setattr(vllm_utils, "apply_grammar_bitmask", VLLM_APPLY)
-    assert switched_on({}) and switched_on({ENV_SWITCH: "true"}) and switched_on({ENV_SWITCH: "1"})
-    assert not any(switched_on({ENV_SWITCH: off}) for off in ("false", "0", "no", "off", "f", "n", " False "))
-    monkeypatch.setenv(ENV_SWITCH, "false")
-    install()
-    assert vllm_utils.apply_grammar_bitmask is VLLM_APPLY
-    monkeypatch.setenv(ENV_SWITCH, "true")
-    install()
-    patched = vllm_utils.apply_grammar_bitmask
-    assert getattr(patched, "_wrapserve_cpu_masks", False)
-    install()
-    assert vllm_utils.apply_grammar_bitmask is patched  # not wrapped twice
-
-
-@pytest.mark.engine
-def test_the_engines_worker_masks_with_it_and_answers_stay_valid(
-    server: RunningServer, http: httpx.Client
-) -> None:
-    # Decoded token by token under the grammar (not scored): every step goes through a mask.
-    response = http.post(
-        "/v1/wrappers/sentiment/invoke",
-        json={"input": {"text": "What a lovely, helpful shop."}, "options": {"decode": "plain"}},
-    )
-    assert response.status_code == 200, response.text
-    assert response.json()["output"]["label"] in {"positive", "negative", "neutral"}
-    engine_log = Path(server.home, "logs", "engine.log").read_text(errors="replace")
-    workers = [
-        line for line in engine_log.splitlines() if "VllmWorker" in line and "applied with numpy" in line
-    ]
-    assert workers, "the model runner's process did not install the CPU grammar masks"

@@ -1,15 +1,13 @@
 """Outlines guides that advance without listing the next tokens (server/grammar_advance.py):
-vLLM's own outlines grammar and backend decide exactly as before with them; and the plugin
-in the engine."""
+vLLM's own outlines grammar and backend decide exactly as before with them. Registration,
+switch and the plugin in the engine: test_vllm_plugins.py."""
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import outlines_core as oc
 import pytest
 import torch
@@ -18,8 +16,7 @@ from vllm.v1.structured_output.backend_outlines import OutlinesBackend, Outlines
 from vllm.v1.structured_output.backend_types import StructuredOutputOptions
 
 from server.grammar import GrammarLimits, _compile, prepare_schema
-from server.grammar_advance import ENV_SWITCH, QuietGuide, install, quiet_guides, switched_on
-from tests.conftest import RunningServer
+from server.grammar_advance import QuietGuide, quiet_guides
 from wrappers.catalogue.extract import Entities
 
 MODEL_DIR = Path.home() / ".cache" / "wrapserve" / "models" / "smollm2-135m-instruct"
@@ -117,38 +114,3 @@ def test_vllms_backend_with_the_plugin_builds_quiet_guides_that_accept_a_real_an
     for token in tokens:
         assert quiet.accept_tokens("r", [token]) == plain.accept_tokens("r", [token]) is True
     assert quiet.is_terminated() and plain.is_terminated()
-
-
-def test_the_plugin_is_registered_switchable_and_installs_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    plugins = {e.name: e.value for e in entry_points(group="vllm.general_plugins")}
-    assert plugins.get("wrapserve_grammar_advance") == "server.grammar_advance:install"
-    monkeypatch.setattr(OutlinesBackend, "compile_grammar", VLLM_COMPILE)
-    assert switched_on({}) and switched_on({ENV_SWITCH: "1"})
-    assert not any(switched_on({ENV_SWITCH: off}) for off in ("false", "0", "no", "off", " False "))
-    monkeypatch.setenv(ENV_SWITCH, "false")
-    install()
-    assert OutlinesBackend.compile_grammar is VLLM_COMPILE
-    monkeypatch.setenv(ENV_SWITCH, "true")
-    install()
-    patched = OutlinesBackend.compile_grammar
-    assert getattr(patched, "_wrapserve_grammar_advance", False)
-    install()
-    assert OutlinesBackend.compile_grammar is patched  # not wrapped twice
-
-
-@pytest.mark.engine
-def test_the_engine_core_installs_it_and_extractions_stay_valid(
-    server: RunningServer, http: httpx.Client
-) -> None:
-    response = http.post(
-        "/v1/wrappers/entities/invoke",
-        json={
-            "input": {"text": "Ada Lovelace met Charles Babbage in London."},
-            "options": {"decode": "plain"},
-        },
-    )
-    assert response.status_code == 200, response.text
-    assert isinstance(response.json()["output"]["entities"], list)
-    engine_log = Path(server.home, "logs", "engine.log").read_text(errors="replace")
-    cores = [line for line in engine_log.splitlines() if "EngineCore" in line and "without listing" in line]
-    assert cores, "vLLM's engine core did not install the quiet outlines guides"
