@@ -95,17 +95,18 @@ def _overhead_engine_note(overhead: dict[str, Any]) -> str:
     return "Both on vLLM's server (compact: Wrapserve's grammar sent as a regex)."
 
 
+# Wrapserve's engine plugins, as run.py records them in meta: ("vllm_" / "wrapserve_") + key.
+_PLUGINS = (("CPU grammar masks", "fast_cpu_masks"), ("Outlines guide advance", "fast_grammar_advance"))
+
+
 def _plugin_note(meta: dict[str, Any]) -> str:
-    if "vllm_fast_cpu_masks" not in meta:  # runs from before the plugin
-        return ""
     whose = {True: "Wrapserve's plugin", False: "stock vLLM's"}
-    ours = whose[meta.get("wrapserve_fast_cpu_masks", True)]
-    note = f"CPU grammar masks: {ours} in Wrapserve, {whose[meta['vllm_fast_cpu_masks']]} in vLLM's server."
-    if "vllm_fast_grammar_advance" in meta:  # runs from before that plugin did not record it
-        ours = whose[meta.get("wrapserve_fast_grammar_advance", True)]
-        theirs = whose[meta["vllm_fast_grammar_advance"]]
-        note += f" Outlines guide advance: {ours} in Wrapserve, {theirs} in vLLM's server."
-    return note
+    return " ".join(
+        f"{label}: {whose[meta.get('wrapserve_' + key, True)]} in Wrapserve, "
+        f"{whose[meta['vllm_' + key]]} in vLLM's server."
+        for label, key in _PLUGINS
+        if "vllm_" + key in meta  # runs from before a plugin did not record it
+    )
 
 
 def markdown(results: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ them; ``Settings.fast_cpu_masks`` documents and validates the same variable).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -68,6 +69,7 @@ def mask_rows(logits: torch.Tensor, bitmask: np.ndarray, rows: Sequence[int]) ->
 def on_cpu_with_numpy(original: ApplyGrammarBitmask) -> ApplyGrammarBitmask:
     """vLLM's ``apply_grammar_bitmask`` with the CPU path of ``mask_rows``; else ``original``."""
 
+    @functools.wraps(original)  # __wrapped__: vLLM's own function, for tests and debugging
     def apply_grammar_bitmask(
         scheduler_output: Any, grammar_output: Any, input_batch: Any, logits: torch.Tensor
     ) -> None:

@@ -20,6 +20,7 @@ starts its processes itself; ``Settings.fast_grammar_advance`` documents the sam
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -61,6 +62,7 @@ class QuietGuide:
 def quiet_guides(original: CompileGrammar) -> CompileGrammar:
     """``OutlinesBackend.compile_grammar`` whose grammars hold their guide in a ``QuietGuide``."""
 
+    @functools.wraps(original)  # __wrapped__: vLLM's own method, for tests and debugging
     def compile_grammar(self: Any, *args: Any, **kwargs: Any) -> Any:
         grammar = original(self, *args, **kwargs)
         guide = getattr(grammar, "guide", None)

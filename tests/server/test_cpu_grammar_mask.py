@@ -17,7 +17,7 @@ from server.cpu_grammar_mask import mask_rows, on_cpu_with_numpy
 
 VLLM_APPLY = vllm_utils.apply_grammar_bitmask
 if getattr(VLLM_APPLY, "_wrapserve_cpu_masks", False):  # installed in this process already
-    VLLM_APPLY = VLLM_APPLY.__closure__[0].cell_contents  # type: ignore[union-attr,index]
+    VLLM_APPLY = VLLM_APPLY.__wrapped__  # type: ignore[attr-defined]
 
 
 def _bitmask(rows: int, vocab: int, rng: np.random.Generator) -> np.ndarray:

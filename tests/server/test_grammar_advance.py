@@ -22,7 +22,7 @@ from wrappers.catalogue.extract import Entities
 MODEL_DIR = Path.home() / ".cache" / "wrapserve" / "models" / "smollm2-135m-instruct"
 VLLM_COMPILE = OutlinesBackend.compile_grammar
 if getattr(VLLM_COMPILE, "_wrapserve_grammar_advance", False):  # installed in this process already
-    VLLM_COMPILE = VLLM_COMPILE.__closure__[0].cell_contents  # type: ignore[attr-defined]
+    VLLM_COMPILE = VLLM_COMPILE.__wrapped__  # type: ignore[attr-defined]
 
 # A vocabulary of single characters and a few longer tokens (ids from 1; 0 is EOS).
 CHARS = list('{}":,abcdefghijklmnopqrstuvwxyz ')

@@ -22,7 +22,7 @@ from tests.conftest import RunningServer
 def _unwrapped(function: Any, marker: str) -> Any:
     """vLLM's own function, also when the plugin already patched it in this process."""
     if getattr(function, marker, False):
-        return function.__closure__[0].cell_contents
+        return function.__wrapped__
     return function
 
 
