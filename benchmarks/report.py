@@ -101,12 +101,18 @@ _PLUGINS = (("CPU grammar masks", "fast_cpu_masks"), ("Outlines guide advance", 
 
 def _plugin_note(meta: dict[str, Any]) -> str:
     whose = {True: "Wrapserve's plugin", False: "stock vLLM's"}
-    return " ".join(
+    notes = [
         f"{label}: {whose[meta.get('wrapserve_' + key, True)]} in Wrapserve, "
         f"{whose[meta['vllm_' + key]]} in vLLM's server."
         for label, key in _PLUGINS
         if "vllm_" + key in meta  # runs from before a plugin did not record it
-    )
+    ]
+    if meta.get("wrapserve_keeps_model_cores_free"):  # recorded since the placement exists
+        notes.append(
+            "CPU placement: Wrapserve runs its API and engine-core threads off the cores vLLM bound "
+            "its worker to; vLLM's server lets them run on any core."
+        )
+    return " ".join(notes)
 
 
 def markdown(results: dict[str, Any]) -> str:
