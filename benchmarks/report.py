@@ -149,6 +149,9 @@ def markdown(results: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|",
         ]
         for name, block in speedups.items():
+            if "skipped" in block:
+                lines.append(f"| {name}: not measured | {block['skipped']} | | | | |")
+                continue
             runs = block.get("runs") or {
                 k: v for k, v in block.items() if isinstance(v, dict) and "calls_per_s" in v
             }

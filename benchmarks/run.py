@@ -26,6 +26,7 @@ import httpx
 
 from benchmarks import compile_bench, report
 from benchmarks.clients import VllmClient, WrapserveClient
+from benchmarks.placement import PlacementSwitch
 from benchmarks.scenarios import Scenarios, Sizes, first_call_ms
 from benchmarks.servers import ServerConfig, Servers, StartedServer
 from benchmarks.workloads import Task, build_workload, extract_tasks
@@ -187,6 +188,10 @@ async def _measure(
             print("[bench] speed-up on/off: choice scoring (classify decode modes)", flush=True)
             speedups["choice_scoring"] = await scenarios.decode_modes(
                 workloads["classify"], ("score", "generate", "plain")
+            )
+            print("[bench] speed-up on/off: CPU placement (classify)", flush=True)
+            speedups["cpu_placement"] = await scenarios.cpu_placement(
+                workloads["classify"], PlacementSwitch(ws_server.process.pid)
             )
         if "extract" in workloads:
             await compare("extract")

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping, Set
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 
 import psutil
 
-__all__ = ["Placement", "keep_model_cores_free", "plan_placement"]
+__all__ = ["Placement", "keep_model_cores_free", "move_threads", "plan_placement"]
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,13 @@ def keep_model_cores_free(root: psutil.Process | None = None) -> Placement | Non
     if planned is None:
         return None
     model, spare, movable = planned
+    return Placement(model, spare, move_threads(movable, spare))
+
+
+def move_threads(pids: Iterable[int], cpus: Set[int]) -> tuple[int, ...]:
+    """Every thread of each process onto ``cpus``; the pids of the processes still running."""
     moved = []
-    for pid in movable:
+    for pid in pids:
         try:
             threads = psutil.Process(pid).threads()
         except psutil.Error:
@@ -74,6 +79,6 @@ def keep_model_cores_free(root: psutil.Process | None = None) -> Placement | Non
         for thread in threads:
             # Per thread: Linux applies an affinity to the one thread (task) it names.
             with contextlib.suppress(OSError):  # a thread that ended meanwhile
-                os.sched_setaffinity(thread.id, spare)
+                os.sched_setaffinity(thread.id, cpus)
         moved.append(pid)
-    return Placement(model, spare, tuple(moved))
+    return tuple(moved)

@@ -1,5 +1,6 @@
 """The model's CPU cores left to the model (server/cpu_affinity.py): the plan, the moves on a
-real process tree, and the session server's placement after vLLM bound its worker."""
+real process tree, the session server's placement after vLLM bound its worker, and the
+benchmark's on/off switch (benchmarks/placement.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 import psutil
 import pytest
 
+from benchmarks.placement import PlacementSwitch
 from server.cpu_affinity import keep_model_cores_free, plan_placement
 from tests.conftest import RunningServer
 
@@ -118,3 +120,23 @@ def test_the_session_servers_threads_leave_the_models_cores_to_vllms_worker(
             f"{process.name()} ({process.pid}) has threads on the model's cores {sorted(model)}"
         )
     assert "are left to vLLM's worker" in server.log()
+
+
+@needs_two_cores
+def test_the_benchmarks_switch_lets_the_moved_threads_run_anywhere_and_back(
+    process_tree: tuple[psutil.Process, psutil.Process, psutil.Process],
+) -> None:
+    root, bound, free = process_tree
+    first = min(ALLOWED)
+    assert keep_model_cores_free(root) is not None
+
+    switch = PlacementSwitch(root.pid, set(ALLOWED))
+
+    assert switch.available
+    assert (switch.model, switch.spare) == ({first}, ALLOWED - {first})
+    assert set(switch.own) == {root.pid, free.pid}
+    switch.keep_model_cores_free(False)
+    assert _threads_affinity(root) == _threads_affinity(free) == {ALLOWED}
+    assert _threads_affinity(bound) == {frozenset({first})}
+    switch.keep_model_cores_free(True)
+    assert _threads_affinity(root) == _threads_affinity(free) == {ALLOWED - {first}}
