@@ -101,18 +101,12 @@ _PLUGINS = (("CPU grammar masks", "fast_cpu_masks"), ("Outlines guide advance", 
 
 def _plugin_note(meta: dict[str, Any]) -> str:
     whose = {True: "Wrapserve's plugin", False: "stock vLLM's"}
-    notes = [
+    return " ".join(
         f"{label}: {whose[meta.get('wrapserve_' + key, True)]} in Wrapserve, "
         f"{whose[meta['vllm_' + key]]} in vLLM's server."
         for label, key in _PLUGINS
         if "vllm_" + key in meta  # runs from before a plugin did not record it
-    ]
-    if meta.get("wrapserve_keeps_model_cores_free"):  # recorded since the placement exists
-        notes.append(
-            "CPU placement: Wrapserve runs its API and engine-core threads off the cores vLLM bound "
-            "its worker to; vLLM's server lets them run on any core."
-        )
-    return " ".join(notes)
+    )
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -149,9 +143,6 @@ def markdown(results: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|",
         ]
         for name, block in speedups.items():
-            if "skipped" in block:
-                lines.append(f"| {name}: not measured | {block['skipped']} | | | | |")
-                continue
             runs = block.get("runs") or {
                 k: v for k, v in block.items() if isinstance(v, dict) and "calls_per_s" in v
             }

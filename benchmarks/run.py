@@ -26,11 +26,10 @@ import httpx
 
 from benchmarks import compile_bench, report
 from benchmarks.clients import VllmClient, WrapserveClient
-from benchmarks.placement import PlacementSwitch
 from benchmarks.scenarios import Scenarios, Sizes, first_call_ms
 from benchmarks.servers import ServerConfig, Servers, StartedServer
 from benchmarks.workloads import Task, build_workload, extract_tasks
-from server import cpu_grammar_mask, env_switch, grammar_advance
+from server import cpu_grammar_mask, grammar_advance
 from server.dtype import cpu_has_native_bf16
 from server.engine import CPU_BLOCK_SIZE
 from server.prefix_layout import ChatLayout
@@ -189,10 +188,6 @@ async def _measure(
             speedups["choice_scoring"] = await scenarios.decode_modes(
                 workloads["classify"], ("score", "generate", "plain")
             )
-            print("[bench] speed-up on/off: CPU placement (classify)", flush=True)
-            speedups["cpu_placement"] = await scenarios.cpu_placement(
-                workloads["classify"], PlacementSwitch(ws_server.process.pid)
-            )
         if "extract" in workloads:
             await compare("extract")
             print("[bench] structured vs unconstrained; speed-up on/off: forced prefix", flush=True)
@@ -289,11 +284,6 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"]["wrapserve_fast_cpu_masks"] = cpu_grammar_mask.switched_on(os.environ)
     results["meta"]["vllm_fast_grammar_advance"] = config.vllm_fast_grammar_advance
     results["meta"]["wrapserve_fast_grammar_advance"] = grammar_advance.switched_on(os.environ)
-    # Wrapserve's API and engine-core threads off the model's cores (server/cpu_affinity.py);
-    # vLLM's server lets them run anywhere.
-    results["meta"]["wrapserve_keeps_model_cores_free"] = env_switch.switched_on(
-        os.environ, "WRAPSERVE_KEEP_MODEL_CORES_FREE"
-    )
     if not args.skip_servers:
         work = Path(tempfile.mkdtemp(prefix="wrapserve-bench-"))
         print(f"[bench] server logs in {work} (removed after a successful run)", flush=True)

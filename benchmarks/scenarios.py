@@ -23,7 +23,6 @@ from functools import partial
 from typing import Any
 
 from benchmarks.clients import CallResult, RunStats, VllmClient, WrapserveClient, run_bounded, summarize
-from benchmarks.placement import PlacementSwitch
 from benchmarks.workloads import Task, Workload, sentiment_items
 from server.grammar import GrammarLimits, prepare_schema
 
@@ -132,13 +131,11 @@ class Scenarios:
         workload: Workload,
         variants: Sequence[str],
         run: Callable[[str, tuple[Task, ...]], Awaitable[RunStats]],
-        rounds: int | None = None,
     ) -> dict[str, Any]:
-        """Each variant run ``rounds`` times (default ``Sizes.onoff_rounds``), every other round
-        in reverse order, each run on fresh texts: pooled summaries by variant, and each
-        round's calls/s."""
+        """Each variant run ``Sizes.onoff_rounds`` times, every other round in reverse order,
+        each run on fresh texts: pooled summaries by variant, and each round's calls/s."""
         runs: dict[str, list[RunStats]] = {variant: [] for variant in variants}
-        for number in range(rounds or self.sizes.onoff_rounds):
+        for number in range(self.sizes.onoff_rounds):
             for variant in reversed(variants) if number % 2 else variants:
                 runs[variant].append(await run(variant, self._fresh_onoff(workload)))
         return {
@@ -207,36 +204,6 @@ class Scenarios:
             **measured,
             "ratios_vs_" + modes[-1]: {m: ratio(r["calls_per_s"], base) for m, r in runs.items()},
             "rounds": self.sizes.onoff_rounds,
-        }
-
-    async def cpu_placement(self, workload: Workload, switch: PlacementSwitch) -> dict[str, Any]:
-        """Wrapserve with its own threads kept off the model's cores vs free to run on any
-        core, on one server, alternating, each run on fresh texts. A small effect on a noisy
-        box, so twice the rounds of the other on/off pairs."""
-        if not switch.available:
-            return {"skipped": "the server moved none of its threads (no cores bound to the model apart)"}
-        rounds = 2 * self.sizes.onoff_rounds
-
-        async def run(variant: str, tasks: tuple[Task, ...]) -> RunStats:
-            switch.keep_model_cores_free(variant == "kept_free")
-            return await self._ws_run(tasks, self.sizes.concurrency)
-
-        try:
-            measured = await self._on_off(workload, ("kept_free", "anywhere"), run, rounds)
-        finally:
-            switch.keep_model_cores_free(True)  # as the server placed itself
-        per_round = measured["round_calls_per_s"]
-        return {
-            **measured,
-            "ratio": ratio(
-                measured["runs"]["kept_free"]["calls_per_s"], measured["runs"]["anywhere"]["calls_per_s"]
-            ),
-            "round_ratios": [
-                ratio(a, b) for a, b in zip(per_round["kept_free"], per_round["anywhere"], strict=True)
-            ],
-            "rounds": rounds,
-            "model_cores": sorted(switch.model),
-            "server_cores": sorted(switch.spare),
         }
 
     async def batch_vs_single(self, workload: Workload) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from typing import Any
 
 from models.manifest import ModelManifest
 from server.branching import TokenPath, branch_points, constrained_logprobs
-from server.cpu_affinity import keep_model_cores_free
 from server.cpu_grammar_mask import ENV_SWITCH as CPU_MASKS_SWITCH
 from server.dtype import run_dtype
 from server.generation import (
@@ -178,19 +177,6 @@ class KvCacheProbe:
         return _Recorder(vllm_config, engine_index)
 
 
-def _leave_model_cores_to_model() -> None:
-    placement = keep_model_cores_free()
-    if placement is None:
-        log.info("CPU placement unchanged: vLLM bound no worker to fewer cores than the server may use")
-        return
-    log.info(
-        "the model's cores %s are left to vLLM's worker; %d server processes now run on %s",
-        sorted(placement.model_cores),
-        len(placement.moved),
-        sorted(placement.spare_cores),
-    )
-
-
 class VllmEngine:
     """vLLM's AsyncLLM adapted to ``server.generation.Engine``.
 
@@ -262,8 +248,6 @@ class VllmEngine:
             llm, device = await asyncio.to_thread(build)
         except Exception as error:  # vLLM raises many types here; all mean "cannot start"
             raise ConfigurationError(explain_start_failure(str(error) or type(error).__name__)) from error
-        if device == "cpu" and settings.keep_model_cores_free:
-            _leave_model_cores_to_model()
         info = EngineInfo(
             model_id=manifest.id,
             max_model_len=llm.model_config.max_model_len,

@@ -71,9 +71,6 @@ class Settings(BaseSettings):
     # Outlines guides advance a decode step without listing the next tokens, which vLLM
     # discards (server/grammar_advance.py, a vLLM plugin; exported as WRAPSERVE_FAST_GRAMMAR_ADVANCE)
     fast_grammar_advance: bool = True
-    # On CPU, the API's and the engine core's threads run on the cores vLLM did not bind its
-    # worker to, not on the model's (server/cpu_affinity.py)
-    keep_model_cores_free: bool = True
 
     # Request bounds (WRAPSERVE_LIMITS__MAX_TOKENS=... etc.)
     limits: Limits = Field(default_factory=Limits)

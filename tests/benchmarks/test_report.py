@@ -47,7 +47,7 @@ def test_the_report_shows_each_starts_first_call_and_every_ratio() -> None:
     assert f'"aligned_ratio": {layout["aligned_ratio"]}' in text  # not only keys named ratio*
 
 
-def test_the_report_says_whose_grammar_plugins_and_cpu_placement_each_server_ran() -> None:
+def test_the_report_says_whose_grammar_plugins_each_server_ran() -> None:
     results = json.loads(LATEST.read_text())
     results["meta"].update(vllm_fast_cpu_masks=False, wrapserve_fast_cpu_masks=True)
     assert "Wrapserve's plugin in Wrapserve, stock vLLM's in vLLM's server" in markdown(results)
@@ -58,12 +58,6 @@ def test_the_report_says_whose_grammar_plugins_and_cpu_placement_each_server_ran
         "Outlines guide advance: Wrapserve's plugin in Wrapserve, stock vLLM's in vLLM's server"
         in markdown(results)
     )
-    placement = "CPU placement: Wrapserve runs its API and engine-core threads off the cores"
-    assert placement not in markdown(results)  # runs from before it did not record it
-    results["meta"]["wrapserve_keeps_model_cores_free"] = True
-    assert placement in markdown(results)
-    results["meta"]["wrapserve_keeps_model_cores_free"] = False
-    assert placement not in markdown(results)
 
 
 def test_the_report_shows_each_rounds_ratio_of_a_pooled_comparison() -> None:
@@ -135,9 +129,3 @@ def test_on_off_runs_alternate_their_order_by_round_on_fresh_texts_of_several_wa
     assert len(result["round_calls_per_s"]["plain"]) == 2
     assert result["ratios_vs_plain"]["plain"] == 1.0
     assert "pooled over 2 rounds" in markdown({"speedups": {"choice_scoring": result}})
-
-
-def test_the_report_says_why_a_speed_up_was_not_measured() -> None:
-    results = json.loads(LATEST.read_text())
-    results["speedups"]["cpu_placement"] = {"skipped": "the server moved none of its threads"}
-    assert "| cpu_placement: not measured | the server moved none of its threads |" in markdown(results)
