@@ -64,13 +64,13 @@ def _compiler(backend: str, model_dir: str) -> Any:
     if backend == "outlines":
         import outlines_core
 
-        from server.grammar import GrammarLimits, SchemaRejected, _compile, prepare_schema
+        from server.grammar import GrammarLimits, SchemaRejected, compact_regex
 
         vocabulary, limits = _outlines_vocabulary(tokenizer), GrammarLimits()
 
         def outlines(schema: Any) -> None:
             try:
-                regex = _compile(prepare_schema(schema, limits))
+                regex = compact_regex(schema, limits)
             except SchemaRejected as error:
                 raise ValueError(error.message) from None
             except (RecursionError, TypeError, KeyError) as error:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.servers import ServerConfig
-from server.grammar import GrammarLimits, _compile, prepare_schema
+from server.grammar import compact_regex
 from wrappers.catalogue.extract import Entities
 
 ANSWERS = (
@@ -43,7 +43,7 @@ def main() -> int:
     from vllm.v1.structured_output.utils import get_outlines_vocabulary
 
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
-    regex = _compile(prepare_schema(Entities.Output.model_json_schema(), GrammarLimits()))
+    regex = compact_regex(Entities.Output.model_json_schema())
     index = oc.Index(regex, get_outlines_vocabulary(tokenizer).inner)
     answers = [tokenizer.encode(answer, add_special_tokens=False) for answer in ANSWERS]
     row = torch.full(((len(tokenizer) + 31) // 32,), -1, dtype=torch.int32)

@@ -39,7 +39,14 @@ from outlines.types.dsl import to_regex
 from server.generation import Constraint
 from wrappers.errors import BadRequest
 
-__all__ = ["CompiledGrammar", "GrammarCompiler", "GrammarLimits", "SchemaRejected", "schema_key"]
+__all__ = [
+    "CompiledGrammar",
+    "GrammarCompiler",
+    "GrammarLimits",
+    "SchemaRejected",
+    "compact_regex",
+    "schema_key",
+]
 
 # Annotations and structure outlines turns into an exact grammar.
 _ENFORCED = {
@@ -320,6 +327,13 @@ def _compile(prepared: dict[str, Any], max_states: int = 0) -> str:
     if max_states:
         _vet_regex(regex, max_states)
     return regex
+
+
+def compact_regex(schema: Any, limits: GrammarLimits | None = None) -> str:
+    """The compact regex the engine is given for ``schema``, checked as a call's schema is
+    (``SchemaRejected``), without the automaton-size vetting or the compile worker that
+    ``GrammarCompiler`` adds: for benchmarks and tests that need the regex itself."""
+    return _compile(prepare_schema(schema, limits or GrammarLimits()))
 
 
 class GrammarCompiler:

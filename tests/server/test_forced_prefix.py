@@ -9,7 +9,7 @@ import pytest
 
 from server.decoding import choice_field
 from server.forced import split_forced_prefix
-from server.grammar import GrammarLimits, _compile, prepare_schema
+from server.grammar import compact_regex
 from wrappers.catalogue import BUILTINS
 
 # A regex opening with a class or a group of classes: slow for the engine to index.
@@ -50,7 +50,7 @@ def test_split_is_exact_for_every_catalogue_grammar(wrapper: type) -> None:
     schema = wrapper.static_schema()
     if schema is None:
         schema = wrapper.output_schema(wrapper.Input.model_validate(wrapper.examples[0].input))
-    regex = _compile(prepare_schema(schema, GrammarLimits()))
+    regex = compact_regex(schema)
     forced = split_forced_prefix(regex)
     assert forced.prefix.startswith("{"), "every object answer opens with a forced brace"
     assert not _OPENS_WITH_CLASS.match(forced.remainder), "the engine's grammar opens with a literal"

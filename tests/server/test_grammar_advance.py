@@ -15,7 +15,7 @@ from transformers import AutoTokenizer
 from vllm.v1.structured_output.backend_outlines import OutlinesBackend, OutlinesGrammar
 from vllm.v1.structured_output.backend_types import StructuredOutputOptions
 
-from server.grammar import GrammarLimits, _compile, prepare_schema
+from server.grammar import compact_regex
 from server.grammar_advance import QuietGuide, quiet_guides
 from wrappers.catalogue.extract import Entities
 
@@ -104,7 +104,7 @@ def backend() -> OutlinesBackend:
 def test_vllms_backend_with_the_plugin_builds_quiet_guides_that_accept_a_real_answer(
     backend: OutlinesBackend,
 ) -> None:
-    regex = _compile(prepare_schema(Entities.Output.model_json_schema(), GrammarLimits()))
+    regex = compact_regex(Entities.Output.model_json_schema())
     compile_quietly = quiet_guides(VLLM_COMPILE)
     plain = VLLM_COMPILE(backend, StructuredOutputOptions.REGEX, regex)
     quiet = compile_quietly(backend, StructuredOutputOptions.REGEX, regex)
