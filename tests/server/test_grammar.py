@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.grammar import GrammarCompiler, GrammarLimits, SchemaRejected, prepare_schema
+from server.grammar import GrammarCompiler, GrammarLimits, SchemaRejected, compact_regex, prepare_schema
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,9 @@ async def test_compact_regex_enforces_enum_and_required(compiler: GrammarCompile
     assert re.fullmatch(grammar.regex, '{"label":"yes"}')
     assert not re.fullmatch(grammar.regex, '{"label":"maybe"}')
     assert not re.fullmatch(grammar.regex, '{ "label": "yes" }')  # no free whitespace
+    assert compact_regex(schema) == grammar.regex  # what benchmarks and tests build it with
+    with pytest.raises(SchemaRejected, match="'not'"):
+        compact_regex({"not": {"type": "string"}})
 
 
 async def test_foreign_annotations_are_dropped_not_rejected(compiler: GrammarCompiler) -> None:
