@@ -1,8 +1,8 @@
 """Grammar compile time per schema over a maskbench sample, for three backends.
 
-- outlines (Wrapserve's default): ``server.grammar`` vets the schema and compiles it to a
+- outlines (Wrapserve's default): ``server.structured.grammar`` vets the schema and compiles it to a
   compact regex, then outlines-core builds the token index vLLM's outlines backend needs
-  (the expensive part); a schema ``server.grammar`` refuses counts as a rejection with a
+  (the expensive part); a schema ``server.structured.grammar`` refuses counts as a rejection with a
   clear error.
 - xgrammar and guidance (llguidance), for comparison, through their own Python APIs with
   the same tokenizer and no free whitespace.
@@ -64,7 +64,7 @@ def _compiler(backend: str, model_dir: str) -> Any:
     if backend == "outlines":
         import outlines_core
 
-        from server.grammar import GrammarLimits, SchemaRejected, compact_regex
+        from server.structured.grammar import GrammarLimits, SchemaRejected, compact_regex
 
         vocabulary, limits = _outlines_vocabulary(tokenizer), GrammarLimits()
 

@@ -4,7 +4,7 @@ What vLLM's engine core does with an outlines grammar for each request at each d
 timed on its own over the tokens of real entity answers (the ``entities`` wrapper's compact
 grammar, the model's own vocabulary): ``write_mask_into`` (the next step's token mask) and
 ``advance`` as vLLM calls it (which also lists the tokens allowed next) against
-``advance(token, return_tokens=False)`` (what ``server/grammar_advance.py`` makes it call).
+``advance(token, return_tokens=False)`` (what ``server/vllm/plugins/grammar_advance.py`` makes it call).
 Both ways walk the same answers in the same run, alternating, so their ratio is side by side.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.servers import ServerConfig
-from server.grammar import compact_regex
+from server.structured.grammar import compact_regex
 from wrappers.catalogue.extract import Entities
 
 ANSWERS = (

@@ -7,7 +7,7 @@ scoring (what Wrapserve does), on one engine in one run:
 - ``--block-size``: how much the KV block size (the prefix cache's unit) is worth.
 - ``--layout aligned``: what the ratio becomes when the system turn (instructions and the
   label set) is padded to whole KV blocks, as Wrapserve's engine does
-  (``server/prefix_layout.py``), so the prefix cache serves all of it. ``as-rendered`` is
+  (``server/vllm/prefix_layout.py``), so the prefix cache serves all of it. ``as-rendered`` is
   the wrapper's messages as any client would send them.
 
 Each mode gets its own unique texts (none meets a prompt another run cached), after a
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from benchmarks.servers import ServerConfig
 from benchmarks.workloads import classify_tasks
-from server.decoding import choice_field
-from server.prefix_layout import ChatLayout
+from server.invocation.decoding import choice_field
+from server.vllm.prefix_layout import ChatLayout
 
 
 def _args() -> argparse.Namespace:

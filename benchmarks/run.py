@@ -29,10 +29,10 @@ from benchmarks.clients import VllmClient, WrapserveClient
 from benchmarks.scenarios import Scenarios, Sizes, first_call_ms
 from benchmarks.servers import ServerConfig, Servers, StartedServer
 from benchmarks.workloads import Task, build_workload, extract_tasks
-from server import cpu_grammar_mask, grammar_advance
-from server.dtype import cpu_has_native_bf16
-from server.engine import CPU_BLOCK_SIZE
-from server.prefix_layout import ChatLayout
+from server.vllm.dtype import cpu_has_native_bf16
+from server.vllm.engine import CPU_BLOCK_SIZE
+from server.vllm.plugins import cpu_grammar_mask, grammar_advance
+from server.vllm.prefix_layout import ChatLayout
 from wrappers.catalogue.classify import Sentiment
 
 __all__ = ["main"]
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         enforce_eager=not args.no_eager,
         backend=args.backend,
         load_format=args.load_format,
-        # What Wrapserve runs the embedded model in by default (server/dtype.py).
+        # What Wrapserve runs the embedded model in by default (server/vllm/dtype.py).
         dtype=args.dtype or ("bfloat16" if on_gpu or cpu_has_native_bf16() else "float32"),
         block_size=args.block_size or (None if on_gpu else CPU_BLOCK_SIZE),
         kv_cache_gib=args.kv_cache_gib or None,

@@ -44,7 +44,7 @@ class ServerConfig:
     weights_dir: Path = Path.home() / ".cache" / "wrapserve" / "models"
     max_model_len: int = 8192
     # Both servers run this dtype (the bench passes what Wrapserve would pick by default:
-    # bf16 on GPUs and on CPUs with hardware bf16, else fp32; server/dtype.py).
+    # bf16 on GPUs and on CPUs with hardware bf16, else fp32; server/vllm/dtype.py).
     dtype: str = "float32"
     memory_fraction: float = 0.15  # on CPU: share of NUMA node 0's RAM for weights + KV cache
     enforce_eager: bool = True

@@ -46,7 +46,7 @@ class ModelManifest(BaseModel):
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = "auto"
     # The dtype to run in on CPUs without hardware bf16 arithmetic, where it differs: there
     # vLLM's bf16 matmuls are emulated (measured 8x slower than fp32 for a prefill-sized
-    # matmul). CPUs with AVX512-BF16 or AMX run a bf16 model in bf16 (server/dtype.py).
+    # matmul). CPUs with AVX512-BF16 or AMX run a bf16 model in bf16 (server/vllm/dtype.py).
     cpu_dtype: Literal["bfloat16", "float16", "float32"] | None = None
     max_model_len: int = Field(gt=0)
     chat_template: str | None = None

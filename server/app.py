@@ -12,13 +12,15 @@ from fastapi import FastAPI
 from models.manifest import ModelManifest
 from server.batches.jobs import BatchJobs
 from server.batches.store import BatchStore
-from server.errors import install_error_handlers
-from server.grammar import GrammarCompiler
-from server.guards import install_guards
-from server.openai import chat, completions
-from server.routes import batches, files, health, models, wrappers
+from server.http.errors import install_error_handlers
+from server.http.guards import install_guards
+from server.openai import batches, files, models
+from server.openai.chat import router as chat
+from server.openai.completions import router as completions
+from server.routes import health, wrappers
 from server.settings import Settings
 from server.state import EngineFactory, ServerState
+from server.structured.grammar import GrammarCompiler
 from wrappers.catalogue import BUILTINS
 from wrappers.errors import WrapserveError
 from wrappers.registry import WrapperRegistry, load_directory

@@ -58,18 +58,18 @@ class Settings(BaseSettings):
     distributed_executor_backend: Literal["mp", "ray", "uni"] | None = None
     load_format: Literal["auto", "safetensors", "dummy"] = "auto"
 
-    # Wrapper-specific speed-ups (see server/decoding.py); on by default, off for comparisons.
+    # Wrapper-specific speed-ups (see server/invocation/decoding.py); on by default, off for comparisons.
     forced_prefix: bool = True  # a grammar's forced opening goes into the prompt, not decode steps
     choice_scoring: bool = True  # one-label outputs are scored from log-probs in one forward pass
     # A wrapper's system turn is padded so that the prefix its calls share (the turn, the user
     # turn's opening, the template's literal start) ends on a KV block: the cache serves all of it
     align_prefix: bool = True
     # Grammar masks on CPU logits applied in one vectorised pass instead of xgrammar's scalar
-    # kernel (server/cpu_grammar_mask.py, a vLLM plugin; the engine passes this to vLLM's
+    # kernel (server/vllm/plugins/cpu_grammar_mask.py, a vLLM plugin; the engine passes this to vLLM's
     # processes as WRAPSERVE_FAST_CPU_MASKS)
     fast_cpu_masks: bool = True
     # Outlines guides advance a decode step without listing the next tokens, which vLLM
-    # discards (server/grammar_advance.py, a vLLM plugin; exported as WRAPSERVE_FAST_GRAMMAR_ADVANCE)
+    # discards (server/vllm/plugins/grammar_advance.py, a vLLM plugin; exported as WRAPSERVE_FAST_GRAMMAR_ADVANCE)
     fast_grammar_advance: bool = True
 
     # Request bounds (WRAPSERVE_LIMITS__MAX_TOKENS=... etc.)

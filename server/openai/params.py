@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from server.generation import ChatMessage, Sampling
+from server.engine.protocol import ChatMessage, Sampling
 from server.limits import Limits, check_prompt_fits
 from server.openai.protocol import ChatMessageIn
 from wrappers.errors import BadRequest, NotFound

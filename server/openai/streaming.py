@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from server.errors import error_body
-from server.generation import StreamDelta
+from server.engine.protocol import StreamDelta
+from server.http.errors import error_body
 from wrappers.errors import WrapserveError
 
 __all__ = ["EventStream", "first_delta"]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.grammar import CompiledGrammar, GrammarCompiler, SchemaRejected
+from server.openai.chat.tools import ToolPlan
 from server.openai.protocol import ResponseFormat
-from server.openai.tools import ToolPlan
+from server.structured.grammar import CompiledGrammar, GrammarCompiler, SchemaRejected
 from wrappers.errors import BadRequest
 
 __all__ = ["JSON_OBJECT_SCHEMA", "output_grammar"]

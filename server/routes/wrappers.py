@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.auth import check_wrapper_allowed
+from server.http.middleware.auth import check_wrapper_allowed
+from server.invocation.service import Invocation, InvokeOptions, WrapperService
 from server.state import ServerState, get_state
-from server.wrapper_service import Invocation, InvokeOptions, WrapperService
 from wrappers.base import Wrapper
 
 __all__ = ["router"]

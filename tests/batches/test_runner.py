@@ -15,7 +15,7 @@ from server.batches.dispatch import Dispatcher
 from server.batches.jsonl import BatchLine
 from server.batches.runner import BatchRunner
 from server.batches.store import BatchStore
-from server.errors import install_error_handlers
+from server.http.errors import install_error_handlers
 from wrappers.errors import BadRequest
 
 URL = "/v1/wrappers/echo/invoke"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.grammar import GrammarCompiler, GrammarLimits, SchemaRejected
+from server.structured.grammar import GrammarCompiler, GrammarLimits, SchemaRejected
 
 
 @pytest.fixture(scope="module")

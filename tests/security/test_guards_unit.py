@@ -8,10 +8,10 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from server.admission import Admission
-from server.auth import ApiKeyMiddleware, KeyRing, check_wrapper_allowed
-from server.body_limit import BodyLimitMiddleware
-from server.errors import install_error_handlers
+from server.engine.admission import Admission
+from server.http.errors import install_error_handlers
+from server.http.middleware.auth import ApiKeyMiddleware, KeyRing, check_wrapper_allowed
+from server.http.middleware.body_limit import BodyLimitMiddleware
 from server.limits import Limits
 from server.settings import Settings, hash_api_key
 from wrappers.errors import Overloaded

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from server.branching import branch_points, constrained_logprobs
+from server.vllm.branching import branch_points, constrained_logprobs
 from wrappers.errors import BadRequest
 
 # Token ids: 1 "very", 2 " good", 3 " bad", 4 "okay", 9 '"}'

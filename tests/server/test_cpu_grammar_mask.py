@@ -1,4 +1,4 @@
-"""Grammar masks on CPU logits (server/cpu_grammar_mask.py): the same logits as xgrammar's
+"""Grammar masks on CPU logits (server/vllm/plugins/cpu_grammar_mask.py): the same logits as xgrammar's
 kernel and vLLM's own function give, checked against both. Registration, switch and the
 plugin in the engine: test_vllm_plugins.py."""
 
@@ -13,7 +13,7 @@ import torch
 import xgrammar as xgr
 from vllm.v1.structured_output import utils as vllm_utils
 
-from server.cpu_grammar_mask import mask_rows, on_cpu_with_numpy
+from server.vllm.plugins.cpu_grammar_mask import mask_rows, on_cpu_with_numpy
 
 VLLM_APPLY = vllm_utils.apply_grammar_bitmask
 if getattr(VLLM_APPLY, "_wrapserve_cpu_masks", False):  # installed in this process already

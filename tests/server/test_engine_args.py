@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from models import ModelRegistry
-from server.dtype import cpu_has_native_bf16, run_dtype
-from server.engine import _engine_args, detect_device
 from server.settings import Settings
+from server.vllm.dtype import cpu_has_native_bf16, run_dtype
+from server.vllm.engine import _engine_args, detect_device
 from wrappers.errors import ConfigurationError
 
 MANIFEST = ModelRegistry.load().get("smollm2-135m-instruct")

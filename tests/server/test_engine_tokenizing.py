@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from server.engine import VllmEngine
-from server.generation import ChatMessage, EngineInfo
+from server.engine.protocol import ChatMessage, EngineInfo
 from server.limits import ContextOverflow
+from server.vllm.engine import VllmEngine
 
 MODEL_DIR = Path.home() / ".cache" / "wrapserve" / "models" / "smollm2-135m-instruct"
 MAX_MODEL_LEN = 8192

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.eval_store import EvalStore, StoredCase
-from server.evals import EvalReport, _compare
 from tests.conftest import REPO, RunningServer, server_env
 from wrappers.catalogue.classify import Sentiment
+from wrappers.evals.run import EvalReport, _compare
+from wrappers.evals.store import EvalStore, StoredCase
 
 
 def wrapserve(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from server.decoding import choice_field
-from server.forced import split_forced_prefix
-from server.grammar import compact_regex
+from server.invocation.decoding import choice_field
+from server.structured.forced import split_forced_prefix
+from server.structured.grammar import compact_regex
 from wrappers.catalogue import BUILTINS
 
 # A regex opening with a class or a group of classes: slow for the engine to index.

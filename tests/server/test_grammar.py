@@ -7,7 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.grammar import GrammarCompiler, GrammarLimits, SchemaRejected, compact_regex, prepare_schema
+from server.structured.grammar import (
+    GrammarCompiler,
+    GrammarLimits,
+    SchemaRejected,
+    compact_regex,
+    prepare_schema,
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Outlines guides that advance without listing the next tokens (server/grammar_advance.py):
+"""Outlines guides that advance without listing the next tokens (server/vllm/plugins/grammar_advance.py):
 vLLM's own outlines grammar and backend decide exactly as before with them. Registration,
 switch and the plugin in the engine: test_vllm_plugins.py."""
 
@@ -15,8 +15,8 @@ from transformers import AutoTokenizer
 from vllm.v1.structured_output.backend_outlines import OutlinesBackend, OutlinesGrammar
 from vllm.v1.structured_output.backend_types import StructuredOutputOptions
 
-from server.grammar import compact_regex
-from server.grammar_advance import QuietGuide, quiet_guides
+from server.structured.grammar import compact_regex
+from server.vllm.plugins.grammar_advance import QuietGuide, quiet_guides
 from wrappers.catalogue.extract import Entities
 
 MODEL_DIR = Path.home() / ".cache" / "wrapserve" / "models" / "smollm2-135m-instruct"

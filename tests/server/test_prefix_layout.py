@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from server.engine import CPU_BLOCK_SIZE
-from server.prefix_layout import PAD_UNIT, ChatLayout, system_padding
+from server.vllm.engine import CPU_BLOCK_SIZE
+from server.vllm.prefix_layout import PAD_UNIT, ChatLayout, system_padding
 from wrappers.catalogue import BUILTINS
 
 MODEL_DIR = Path.home() / ".cache" / "wrapserve" / "models" / "smollm2-135m-instruct"

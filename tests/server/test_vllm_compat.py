@@ -1,4 +1,4 @@
-"""The fix for older vLLM releases (server/vllm_compat.py), on a real outlines_core guide."""
+"""The fix for older vLLM releases (server/vllm/plugins/compat.py), on a real outlines_core guide."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from importlib.metadata import entry_points
 
 from outlines_core import Guide, Index, Vocabulary
 
-from server.vllm_compat import apply, eos_tolerant
+from server.vllm.plugins.compat import apply, eos_tolerant
 
 EOS = 3
 
@@ -53,7 +53,7 @@ def test_the_plugin_is_registered_and_leaves_a_fixed_vllm_alone() -> None:
     from vllm.v1.structured_output.backend_outlines import OutlinesGrammar
 
     plugins = {e.name: e.value for e in entry_points(group="vllm.general_plugins")}
-    assert plugins.get("wrapserve_compat") == "server.vllm_compat:apply"
+    assert plugins.get("wrapserve_compat") == "server.vllm.plugins.compat:apply"
     before = OutlinesGrammar.accept_tokens
     apply()
     assert OutlinesGrammar.accept_tokens is before  # this vLLM handles EOS itself

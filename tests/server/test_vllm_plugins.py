@@ -1,4 +1,4 @@
-"""Wrapserve's speed-up plugins for vLLM (server/cpu_grammar_mask.py, server/grammar_advance.py):
+"""Wrapserve's speed-up plugins for vLLM (server/vllm/plugins/cpu_grammar_mask.py, server/vllm/plugins/grammar_advance.py):
 each is registered for vLLM to load, reads its environment switch, patches vLLM once, and runs
 in the engine process whose work it speeds up."""
 
@@ -15,7 +15,7 @@ import pytest
 from vllm.v1.structured_output import utils as vllm_utils
 from vllm.v1.structured_output.backend_outlines import OutlinesBackend
 
-from server import cpu_grammar_mask, env_switch, grammar_advance
+from server.vllm.plugins import cpu_grammar_mask, env_switch, grammar_advance
 from tests.conftest import RunningServer
 
 

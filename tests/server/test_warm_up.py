@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 
 import pytest
 
-from server.admission import Admission
-from server.decoding import DecodeSettings
-from server.generation import (
+from server.engine.admission import Admission
+from server.engine.protocol import (
     ChatMessage,
     EngineInfo,
     GeneratedChoice,
@@ -24,9 +23,10 @@ from server.generation import (
     Scores,
     StreamDelta,
 )
-from server.grammar import GrammarCompiler
+from server.invocation.decoding import DecodeSettings
+from server.invocation.service import WrapperService
 from server.limits import Limits
-from server.wrapper_service import WrapperService
+from server.structured.grammar import GrammarCompiler
 from wrappers.catalogue import BUILTINS
 from wrappers.registry import WrapperRegistry
 

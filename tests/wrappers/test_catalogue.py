@@ -9,7 +9,7 @@ from typing import get_args
 
 import pytest
 
-from server.grammar import GrammarCompiler
+from server.structured.grammar import GrammarCompiler
 from wrappers.base import Task, Wrapper
 from wrappers.catalogue import BUILTINS
 

@@ -6,7 +6,7 @@ but costs the engine seconds per field to index (a state per character, and vLLM
 5 s per grammar). These patterns bound what loops are made of instead: clause ends
 (``sentences``: . ! ? , ; :) or words (``words``), which takes a handful of automaton states. They
 are spelled as alternations, not nested quantifiers, so the backtracking ``re`` that
-validates answers stays linear and ``server.grammar`` accepts them.
+validates answers stays linear and ``server.structured.grammar`` accepts them.
 """
 
 from __future__ import annotations

@@ -1,0 +1,202 @@
+"""The ``wrapserve`` command line (typer). Errors end as one line, never a traceback."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from models.manifest import ModelRegistry
+from models.resolve import is_present, model_location, resolve_weights
+from server.cli.batch import register as register_batch_commands
+from server.cli.wrappers import register as register_wrapper_commands
+from server.settings import Settings
+from wrappers.errors import ConfigurationError, WrapserveError
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Wrapserve: typed, versioned AI task functions on local models.", no_args_is_help=True)
+models_app = typer.Typer(help="Model manifests and local weights.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+register_wrapper_commands(app)  # wrappers list, call, eval
+register_batch_commands(app)  # batch run
+
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except Exception as error:  # pydantic's ValidationError: bad env or flag values
+        _fail(f"invalid configuration: {' '.join(str(error).split())}")
+
+
+def _registry(settings: Settings) -> ModelRegistry:
+    return ModelRegistry.load(*([settings.models_dir] if settings.models_dir else []))
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind before starting anything slow, so a busy port fails in a second, clearly."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            _fail(
+                f"port {port} on {host} is already in use; stop the other server or pass --port / WRAPSERVE_PORT"
+            )
+        _fail(f"cannot listen on {host}:{port}: {error.strerror}")
+    sock.listen(2048)
+    return sock
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (WRAPSERVE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (WRAPSERVE_PORT).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model manifest id (WRAPSERVE_MODEL).")] = None,
+    home: Annotated[Path | None, typer.Option(help="State and cache folder (WRAPSERVE_HOME).")] = None,
+    max_model_len: Annotated[int | None, typer.Option(help="Context length override.")] = None,
+    tensor_parallel_size: Annotated[int | None, typer.Option(help="vLLM tensor parallel size.")] = None,
+    pipeline_parallel_size: Annotated[int | None, typer.Option(help="vLLM pipeline parallel size.")] = None,
+    data_parallel_size: Annotated[int | None, typer.Option(help="vLLM data parallel size.")] = None,
+    distributed_executor_backend: Annotated[str | None, typer.Option(help="mp, ray or uni.")] = None,
+) -> None:
+    """Start the HTTP server on the configured model."""
+    import uvicorn
+
+    from server.app import create_app
+    from server.http.logs import configure_logging
+    from server.vllm.engine import VllmEngine, explain_start_failure
+    from server.vllm.engine_log import divert_engine_output, engine_failure_cause
+
+    settings = _settings(
+        host=host,
+        port=port,
+        model=model,
+        home=home,
+        max_model_len=max_model_len,
+        tensor_parallel_size=tensor_parallel_size,
+        pipeline_parallel_size=pipeline_parallel_size,
+        data_parallel_size=data_parallel_size,
+        distributed_executor_backend=distributed_executor_backend,
+    )
+    engine_log = settings.engine_log_path
+    engine_log_offset = divert_engine_output(engine_log) if engine_log else 0
+    configure_logging(settings)
+    try:
+        manifest = _registry(settings).get(settings.model)
+        weights = resolve_weights(manifest, settings.weights_path)
+    except WrapserveError as error:
+        _fail(error.message)
+    sock = _bind(settings.host, settings.port)
+
+    async def start_engine() -> VllmEngine:
+        return await VllmEngine.start(settings, manifest, weights)
+
+    try:
+        application = create_app(settings, manifest, start_engine)
+    except WrapserveError as error:
+        sock.close()
+        _fail(error.message)
+    config = uvicorn.Config(
+        application, log_config=None, timeout_graceful_shutdown=settings.shutdown_timeout_s, access_log=False
+    )
+    server = uvicorn.Server(config)
+    state = application.state.wrapserve
+
+    def stop() -> None:
+        server.should_exit = True
+
+    stop_on_signal = server.handle_exit
+
+    def drain_on_signal(sig: int, frame: Any) -> None:
+        # SIGTERM/SIGINT: /health says 503 and batch jobs stop taking lines, while uvicorn
+        # stops accepting and waits for in-flight requests (timeout_graceful_shutdown).
+        if state.phase == "ready":
+            state.phase = "draining"
+            # What is being waited for, so an operator (and a test) sees it at once.
+            logging.getLogger("wrapserve").info(
+                "draining: %d engine request(s) in flight, waiting up to %d s for them",
+                state.admission.requests,
+                settings.shutdown_timeout_s,
+            )
+        stop_on_signal(sig, frame)
+
+    server.handle_exit = drain_on_signal  # type: ignore[method-assign]
+
+    state.on_fatal = stop
+    logging.getLogger("wrapserve").info(
+        "listening on http://%s:%d (model %s, engine starting)",
+        settings.host,
+        sock.getsockname()[1],
+        manifest.id,
+    )
+    if engine_log:
+        logging.getLogger("wrapserve").info("engine (vLLM) output goes to %s", engine_log)
+    server.run(sockets=[sock])
+    if state.phase == "failed":
+        cause = engine_failure_cause(engine_log, engine_log_offset) if engine_log else None
+        message = explain_start_failure(cause) if cause else (state.failure or "the engine failed to start")
+        _fail(message + (f" (engine log: {engine_log})" if engine_log else ""), code=1)
+
+
+def _folder_size(folder: Path) -> str:
+    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    return f"{size / 1e9:.2f} GB" if size >= 1e8 else f"{size / 1e6:.0f} MB"
+
+
+@models_app.command("list")
+def models_list(home: Annotated[Path | None, typer.Option(help="WRAPSERVE_HOME")] = None) -> None:
+    """Every known model: size, where its weights are, whether they are present."""
+    settings = _settings(home=home)
+    table = Table("model", "parameters", "context", "size on disk", "present", "where")
+    for manifest in _registry(settings):
+        location = model_location(manifest, settings.weights_path)
+        present = is_present(manifest, settings.weights_path)
+        table.add_row(
+            manifest.id + (" (default)" if manifest.id == settings.model else ""),
+            manifest.parameters,
+            str(manifest.max_model_len),
+            _folder_size(location) if present and location else "-",
+            "[green]yes" if present else "[red]no",
+            str(location) if location else f"not found (hf: {manifest.source.hf_repo})",
+        )
+    Console().print(table)
+
+
+@models_app.command("prepare")
+def models_prepare(
+    name: Annotated[str, typer.Argument(help="Model id")],
+    home: Annotated[Path | None, typer.Option(help="WRAPSERVE_HOME")] = None,
+) -> None:
+    """Make a model's weights ready on local disk (converts the embedded model once)."""
+    settings = _settings(home=home)
+    try:
+        path = resolve_weights(_registry(settings).get(name), settings.weights_path)
+    except ConfigurationError as error:
+        _fail(error.message)
+    Console().print(f"{name}: ready at {path}")
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m server.cli`
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

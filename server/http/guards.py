@@ -1,0 +1,45 @@
+"""Installs the cross-cutting defences on an app: auth, body bound, disconnects, metrics.
+
+Middleware order, outermost first: observe (request id, access log, metrics) -> API key
+-> body size -> client disconnect -> the routes. All are pure ASGI, so they cover every
+route, including ones added later, and streaming responses.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from server.engine.guarded import GuardedEngine
+from server.engine.protocol import Engine
+from server.http.metrics import Metrics
+from server.http.metrics import router as metrics_router
+from server.http.middleware.auth import ApiKeyMiddleware, KeyRing
+from server.http.middleware.body_limit import BodyLimitMiddleware
+from server.http.middleware.disconnect import DisconnectMiddleware
+from server.http.middleware.observe import ObserveMiddleware
+from server.state import ServerState
+
+__all__ = ["install_guards"]
+
+
+def install_guards(app: FastAPI, state: ServerState) -> None:
+    settings = state.settings
+    metrics = Metrics(lambda: state)
+    keys = KeyRing(settings.api_keys, settings.key_wrappers)
+    app.state.metrics = metrics
+    app.state.keys = keys
+    state.grammars.on_compiled = metrics.grammar_compile.observe
+
+    start_engine = state.engine_factory
+
+    async def guarded_engine() -> Engine:
+        return GuardedEngine(await start_engine(), state.admission, metrics)
+
+    state.engine_factory = guarded_engine
+    app.include_router(metrics_router)
+    app.add_middleware(DisconnectMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limits=settings.limits)
+    app.add_middleware(ApiKeyMiddleware, keys=keys)
+    app.add_middleware(
+        ObserveMiddleware, metrics=metrics, known_wrapper=lambda name: name in state.registry.names()
+    )

@@ -1,0 +1,227 @@
+"""How a wrapper call's answer is produced: choice scoring, forced prefix, or plain decoding.
+
+Three ways, fastest first, each exact for what it covers:
+
+- ``score``: the output is one object with a single field whose value is one label out of
+  a set (sentiment, classify, intent...). The labels are scored from the model's
+  log-probabilities in one forward pass instead of a decode loop, and each label gets a
+  real probability (softmax over the labels' log-probs).
+- ``generate``: constrained decoding, with the grammar's forced opening (e.g. ``{"label":"``)
+  put into the prompt as the start of the assistant turn, so it costs prefill, not decode
+  steps; the engine enforces the remainder of the regex on what follows.
+- ``plain``: constrained decoding token by token from the first character, as a general
+  server does it (kept for measurements and as the fallback).
+
+``auto`` (the default) picks ``score`` for choice outputs when enabled, else ``generate``
+when enabled, else ``plain``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+import jsonschema
+
+from server.engine.protocol import ChatMessage, Constraint, Engine, GenerationRequest, Sampling
+from server.limits import check_prompt_fits
+from server.structured.forced import ForcedPrefix, split_forced_prefix
+from server.structured.grammar import CompiledGrammar, schema_key
+from wrappers.errors import BadRequest
+
+__all__ = ["ChoiceField", "DecodeMode", "DecodeSettings", "Decoded", "Decoder", "choice_field"]
+
+DecodeMode = Literal["auto", "score", "generate", "plain"]
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """Which speed-ups ``auto`` may use (all on by default; see ``Settings``)."""
+
+    forced_prefix: bool = True
+    choice_scoring: bool = True
+    align_prefix: bool = True  # the prefix wrapper calls share padded to whole prefix-cache blocks
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    mode: str
+    scores: dict[str, float] | None = None
+    cached_prompt_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ChoiceField:
+    """An output that is ``{"<name>": <one of labels>}`` and nothing else."""
+
+    name: str
+    labels: tuple[str, ...]
+
+    @property
+    def prefix(self) -> str:
+        return "{" + json.dumps(self.name, ensure_ascii=False) + ':"'
+
+    def continuation(self, label: str) -> str:
+        return json.dumps(label, ensure_ascii=False)[1:] + "}"
+
+
+def choice_field(schema: dict[str, Any]) -> ChoiceField | None:
+    """The single enum-of-strings field of a one-field object schema, or None."""
+    properties = schema.get("properties")
+    if schema.get("type") != "object" or not isinstance(properties, dict) or len(properties) != 1:
+        return None
+    ((name, field),) = properties.items()
+    if schema.get("required") != [name] or not isinstance(field, dict):
+        return None
+    labels = field.get("enum")
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(v, str) for v in labels):
+        return None
+    if set(field) - {"enum", "type", "title", "description"} or field.get("type", "string") != "string":
+        return None
+    return ChoiceField(name, tuple(labels))
+
+
+@lru_cache(maxsize=1024)
+def _forced(regex: str) -> ForcedPrefix:
+    return split_forced_prefix(regex)
+
+
+def _softmax(logprobs: Sequence[float]) -> list[float]:
+    top = max(logprobs)
+    weights = [math.exp(value - top) for value in logprobs]
+    total = sum(weights)
+    return [weight / total for weight in weights]
+
+
+class Decoder:
+    """Runs one call's decoding on the engine, the way the mode and settings say."""
+
+    def __init__(self, settings: DecodeSettings | None = None, cache_entries: int = 512) -> None:
+        self.settings = settings or DecodeSettings()
+        self._choice_grammars: OrderedDict[str, CompiledGrammar] = OrderedDict()
+        self._cache_entries = cache_entries
+
+    def scores(self, mode: DecodeMode, schema: dict[str, Any]) -> bool:
+        """Whether this call is answered by scoring labels (then it needs no token grammar)."""
+        if mode == "score" and choice_field(schema) is None:
+            raise BadRequest(
+                "options.decode 'score' needs an output that is one label out of a set",
+                param="options.decode",
+            )
+        return mode == "score" or (
+            mode == "auto" and self.settings.choice_scoring and choice_field(schema) is not None
+        )
+
+    def choice_grammar(self, schema: dict[str, Any]) -> CompiledGrammar:
+        """The validator for a scored choice output; no regex, since nothing is decoded."""
+        key = schema_key(schema)
+        if (hit := self._choice_grammars.get(key)) is not None:
+            self._choice_grammars.move_to_end(key)
+            return hit
+        grammar = CompiledGrammar(
+            key=key,
+            schema=schema,
+            regex="",
+            compile_ms=0.0,
+            validator=jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()),
+        )
+        self._choice_grammars[key] = grammar
+        while len(self._choice_grammars) > self._cache_entries:
+            self._choice_grammars.popitem(last=False)
+        return grammar
+
+    def resolve(self, mode: DecodeMode, grammar: CompiledGrammar) -> str:
+        if mode == "score":
+            if choice_field(grammar.schema) is None:
+                raise BadRequest(
+                    "options.decode 'score' needs an output that is one label out of a set",
+                    param="options.decode",
+                )
+            return "score"
+        if mode == "auto":
+            if self.settings.choice_scoring and choice_field(grammar.schema) is not None:
+                return "score"
+            return "generate" if self.settings.forced_prefix else "plain"
+        return mode
+
+    def constraint(self, grammar: CompiledGrammar, mode: str) -> tuple[str, Constraint]:
+        """(text put into the prompt, constraint on the rest) for a decoding mode."""
+        if mode == "generate":
+            forced = _forced(grammar.regex)
+            if forced and forced.remainder:
+                return forced.prefix, Constraint(kind="regex", spec=forced.remainder)
+        return "", grammar.constraint
+
+    async def run(
+        self,
+        engine: Engine,
+        messages: Sequence[ChatMessage],
+        grammar: CompiledGrammar,
+        sampling: Sampling,
+        mode: DecodeMode = "auto",
+        user_head: str = "",
+    ) -> Decoded:
+        """``user_head``: the literal start of the user message every call of this wrapper shares."""
+        align = user_head if self.settings.align_prefix else None
+        resolved = self.resolve(mode, grammar)
+        if resolved == "score":
+            field = choice_field(grammar.schema)
+            assert field is not None
+            return await self._score(engine, messages, field, sampling, align)
+        prefix, constraint = self.constraint(grammar, resolved)
+        prompt = await engine.encode_chat(messages, assistant_prefix=prefix, align_through=align)
+        check_prompt_fits(len(prompt), sampling.max_tokens, engine.info.max_model_len)
+        result = await engine.generate(
+            GenerationRequest(f"wrp-{uuid.uuid4().hex}", prompt, sampling, constraint)
+        )
+        choice = result.choices[0]
+        return Decoded(
+            text=prefix + choice.text,
+            finish_reason=choice.finish_reason,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            mode=resolved,
+            cached_prompt_tokens=result.cached_prompt_tokens,
+        )
+
+    async def _score(
+        self,
+        engine: Engine,
+        messages: Sequence[ChatMessage],
+        field: ChoiceField,
+        sampling: Sampling,
+        align: str | None,
+    ) -> Decoded:
+        prompt = await engine.encode_chat(messages, assistant_prefix=field.prefix, align_through=align)
+        check_prompt_fits(len(prompt), 1, engine.info.max_model_len)
+        continuations = [await engine.encode_text(field.continuation(label)) for label in field.labels]
+        scored = await engine.score(f"wrp-{uuid.uuid4().hex}", prompt, continuations)
+        logprobs = list(scored.logprobs)
+        probabilities = _softmax(logprobs)
+        if sampling.temperature > 0:
+            # Sample from the labels' distribution at the requested temperature.
+            tempered = _softmax([value / sampling.temperature for value in logprobs])
+            index = random.Random(sampling.seed).choices(range(len(tempered)), weights=tempered)[0]
+        else:
+            index = max(range(len(probabilities)), key=probabilities.__getitem__)
+        label = field.labels[index]
+        return Decoded(
+            text=field.prefix + field.continuation(label),
+            finish_reason="stop",
+            prompt_tokens=len(prompt),
+            completion_tokens=1,  # the one engine step that scored every label
+            mode="score",
+            scores={name: round(p, 6) for name, p in zip(field.labels, probabilities, strict=True)},
+            cached_prompt_tokens=scored.cached_prompt_tokens,
+        )

@@ -1,0 +1,42 @@
+"""``POST /v1/chat/completions``: OpenAI's chat endpoint on the local model or a wrapper."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from server.http.middleware.auth import check_wrapper_allowed
+from server.openai import params
+from server.openai.chat.serving import chat_completion_from, prepare_chat
+from server.openai.chat.stream import chat_chunks
+from server.openai.chat.wrappers_as_models import wrapper_chat
+from server.openai.protocol import ChatCompletionRequest
+from server.openai.streaming import EventStream, first_delta
+from server.state import ServerState, get_state
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["openai"])
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def create_chat_completion(
+    body: ChatCompletionRequest, state: Annotated[ServerState, Depends(get_state)], request: Request
+) -> Response:
+    if body.model.startswith(params.WRAPPER_PREFIX):
+        name = body.model[len(params.WRAPPER_PREFIX) :].partition("@")[0]
+        check_wrapper_allowed(request, name)  # the per-key allow-list (server/http/middleware/auth.py)
+        return await wrapper_chat(body, state)
+    params.check_model(body.model, state.manifest.id)
+    engine = state.require_engine()
+    prepared = await prepare_chat(body, state, engine)
+    if body.stream:
+        stream = engine.stream(prepared.request)
+        first = await first_delta(stream)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = chat_chunks(first, stream, prepared, include_usage=include_usage)
+        return EventStream(prepared.request.request_id, events)
+    result = await engine.generate(prepared.request)
+    return JSONResponse(chat_completion_from(result, prepared).model_dump(mode="json"))

@@ -1,0 +1,109 @@
+"""Chat completions on the local model: OpenAI request -> engine request -> OpenAI answer."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jinja2
+
+from server.engine.protocol import Engine, GeneratedChoice, GenerationRequest, GenerationResult
+from server.openai import params
+from server.openai.chat.tools import ToolPlan, plan_tools, read_tool_calls, with_tools
+from server.openai.logprobs import chat_logprobs_out
+from server.openai.protocol import (
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionRequest,
+    ChatMessageOut,
+    Usage,
+)
+from server.openai.structured import output_grammar
+from server.state import ServerState
+from server.structured.grammar import CompiledGrammar
+from wrappers.errors import BadRequest
+
+__all__ = ["PreparedChat", "chat_completion_from", "prepare_chat"]
+
+
+@dataclass(frozen=True)
+class PreparedChat:
+    """A chat request translated for the engine, with what is needed to answer it."""
+
+    request: GenerationRequest
+    model: str
+    tools: ToolPlan | None
+    grammar: CompiledGrammar | None
+    top_logprobs: int
+
+
+async def prepare_chat(body: ChatCompletionRequest, state: ServerState, engine: Engine) -> PreparedChat:
+    if body.chat_template is not None:
+        raise BadRequest(
+            "chat_template is not accepted; the template comes from the model's manifest",
+            param="chat_template",
+        )
+    limits = state.settings.limits
+    tools = plan_tools(body.tools, body.tool_choice)
+    messages = params.to_chat_messages(body.messages)
+    if tools is not None:
+        messages = with_tools(messages, tools)
+    logprobs = params.chat_logprobs(body.logprobs, body.top_logprobs)
+    try:
+        prompt = await engine.encode_chat(messages)
+    except jinja2.TemplateError as error:
+        raise BadRequest(
+            f"the model's chat template cannot render these messages: {error}", param="messages"
+        ) from None
+    requested = body.max_tokens if body.max_completion_tokens is None else body.max_completion_tokens
+    param = "max_tokens" if body.max_completion_tokens is None else "max_completion_tokens"
+    sampling = params.to_sampling(
+        max_tokens=params.resolve_max_tokens(
+            requested, len(prompt), engine.info.max_model_len, limits, param
+        ),
+        temperature=body.temperature,
+        top_p=body.top_p,
+        n=body.n,
+        stop=body.stop,
+        seed=body.seed,
+        logprobs=logprobs,
+        limits=limits,
+        ignore_eos=body.ignore_eos,
+        frequency_penalty=body.frequency_penalty,
+        presence_penalty=body.presence_penalty,
+    )
+    grammar = await output_grammar(body.response_format, tools, state.grammars)
+    request = GenerationRequest(
+        f"chatcmpl-{uuid.uuid4().hex}", prompt, sampling, grammar.constraint if grammar else None
+    )
+    return PreparedChat(request, engine.info.model_id, tools, grammar, logprobs or 0)
+
+
+def _choice(choice: GeneratedChoice, prepared: PreparedChat) -> ChatChoice:
+    logprobs = chat_logprobs_out(choice.logprobs, prepared.top_logprobs)
+    calls = None
+    if prepared.tools is not None and choice.finish_reason == "stop":
+        calls = read_tool_calls(choice.text, prepared.tools)
+    if calls:
+        message = ChatMessageOut(content=None, tool_calls=calls)
+        return ChatChoice(index=choice.index, message=message, finish_reason="tool_calls", logprobs=logprobs)
+    message = ChatMessageOut(content=choice.text)
+    return ChatChoice(
+        index=choice.index, message=message, finish_reason=choice.finish_reason, logprobs=logprobs
+    )
+
+
+def chat_completion_from(result: GenerationResult, prepared: PreparedChat) -> ChatCompletion:
+    return ChatCompletion(
+        id=prepared.request.request_id,
+        created=int(time.time()),
+        model=prepared.model,
+        choices=[_choice(choice, prepared) for choice in result.choices],
+        usage=Usage(
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            total_tokens=result.prompt_tokens + result.completion_tokens,
+            prompt_tokens_details={"cached_tokens": result.cached_prompt_tokens},
+        ),
+    )

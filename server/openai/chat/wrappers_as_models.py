@@ -1,0 +1,160 @@
+"""``model: "wrapper:NAME[@VERSION]"``: a wrapper called through the chat endpoint.
+
+The last user message is the wrapper's input: a JSON object, or plain text for a
+wrapper whose input has one required text field. The answer's content is the
+wrapper's output JSON, produced by ``WrapperService`` exactly as the native route
+does (same validation, grammar and cache), so an unchanged OpenAI client gets typed,
+versioned answers. Streaming sends the finished answer as one content chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from fastapi.responses import JSONResponse, Response
+
+from server.invocation.service import InputInvalid, Invocation, InvokeOptions
+from server.openai.params import WRAPPER_PREFIX, ModelNotFound, message_text, to_sampling
+from server.openai.protocol import (
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatMessageOut,
+    ChunkChoice,
+    Delta,
+    Usage,
+)
+from server.openai.streaming import EventStream
+from server.state import ServerState
+from wrappers.base import Wrapper
+from wrappers.errors import BadRequest, NotFound
+
+__all__ = ["wrapper_chat", "wrapper_input"]
+
+
+def _single_text_field(wrapper: type[Wrapper]) -> str | None:
+    required = [(name, field) for name, field in wrapper.Input.model_fields.items() if field.is_required()]
+    if len(required) == 1 and required[0][1].annotation is str:
+        name, field = required[0]
+        return field.alias or name
+    return None
+
+
+def wrapper_input(wrapper: type[Wrapper], body: ChatCompletionRequest) -> Any:
+    """The wrapper's raw input from the last user message."""
+    users = [(index, m) for index, m in enumerate(body.messages) if m.role == "user"]
+    if not users:
+        raise BadRequest("a wrapper model needs a user message carrying its input", param="messages")
+    index, message = users[-1]
+    text = message_text(message, index)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if isinstance(value, dict):
+        return value
+    if (field := _single_text_field(wrapper)) is not None:
+        return {field: text}
+    raise InputInvalid(
+        f"wrapper {wrapper.ref()} takes a JSON object as the last user message "
+        f"(its input schema: GET /v1/wrappers/{wrapper.name})",
+        param=f"messages.{index}.content",
+    )
+
+
+def _refuse_unsupported(body: ChatCompletionRequest) -> None:
+    if body.n not in (None, 1):
+        raise BadRequest("a wrapper model answers with one choice; n must be 1", param="n")
+    if body.tools and body.tool_choice != "none":
+        raise BadRequest("a wrapper model does not call tools", param="tools")
+    if body.logprobs:
+        raise BadRequest("logprobs are not available for wrapper models", param="logprobs")
+    if body.stop:
+        raise BadRequest("stop sequences would cut a wrapper's structured answer", param="stop")
+
+
+def _options(body: ChatCompletionRequest, state: ServerState) -> InvokeOptions:
+    max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    if max_tokens is not None and max_tokens <= 0:
+        raise BadRequest(f"max_tokens must be at least 1, got {max_tokens}", param="max_tokens")
+    # Range checks only: the wrapper's own defaults apply where the request says nothing.
+    to_sampling(
+        max_tokens=max_tokens or 1,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        n=1,
+        stop=None,
+        seed=body.seed,
+        logprobs=None,
+        limits=state.settings.limits,
+    )
+    return InvokeOptions(
+        max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p, seed=body.seed
+    )
+
+
+async def _one_chunk_stream(
+    completion: ChatCompletion, include_usage: bool
+) -> AsyncGenerator[ChatCompletionChunk]:
+    def chunk(choices: list[ChunkChoice], usage: Usage | None = None) -> ChatCompletionChunk:
+        return ChatCompletionChunk(
+            id=completion.id,
+            created=completion.created,
+            model=completion.model,
+            choices=choices,
+            usage=usage,
+            system_fingerprint=completion.system_fingerprint,
+        )
+
+    choice = completion.choices[0]
+    yield chunk([ChunkChoice(index=0, delta=Delta(role="assistant", content=""))])
+    yield chunk([ChunkChoice(index=0, delta=Delta(content=choice.message.content))])
+    yield chunk([ChunkChoice(index=0, delta=Delta(), finish_reason=choice.finish_reason)])
+    if include_usage:
+        yield chunk([], completion.usage)
+
+
+def _completion(invocation: Invocation) -> ChatCompletion:
+    wrapper = invocation.wrapper
+    content = json.dumps(invocation.output, ensure_ascii=False)
+    return ChatCompletion(
+        id=f"chatcmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=f"{WRAPPER_PREFIX}{wrapper.ref()}",
+        choices=[
+            ChatChoice(
+                index=0, message=ChatMessageOut(content=content), finish_reason=invocation.finish_reason
+            )
+        ],
+        usage=Usage(
+            prompt_tokens=invocation.prompt_tokens,
+            completion_tokens=invocation.completion_tokens,
+            total_tokens=invocation.prompt_tokens + invocation.completion_tokens,
+            prompt_tokens_details={"cached_tokens": invocation.cached_prompt_tokens},
+        ),
+        system_fingerprint=wrapper.fingerprint(),
+    )
+
+
+async def wrapper_chat(body: ChatCompletionRequest, state: ServerState) -> Response:
+    """Run the wrapper named by ``body.model`` on the last user message."""
+    ref = body.model[len(WRAPPER_PREFIX) :]
+    try:
+        wrapper = state.wrappers.registry.resolve(ref)
+    except NotFound as error:
+        raise ModelNotFound(
+            f"{error.message} (model {body.model!r}; see GET /v1/models)", param="model"
+        ) from None
+    _refuse_unsupported(body)
+    options = _options(body, state)
+    invocation = await state.wrappers.invoke(wrapper, wrapper_input(wrapper, body), options)
+    completion = _completion(invocation)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return EventStream(completion.id, _one_chunk_stream(completion, include_usage))
+    return JSONResponse(completion.model_dump(mode="json"))

@@ -1,0 +1,482 @@
+"""JSON Schema -> constrained-decoding grammar, through outlines, vetted and cached.
+
+outlines turns a JSON Schema into a regular expression that vLLM's outlines backend
+enforces token by token. outlines silently ignores some keywords (numeric bounds,
+``uniqueItems``, ``multipleOf``...); a grammar that ignores a keyword cannot guarantee
+it, so such schemas are rejected here with a clear 400 instead, except where an exact
+rewrite exists (a small integer range becomes an enum). Every answer is still validated
+with ``jsonschema`` afterwards, as a second line of defence.
+
+Compilation runs off the event loop with a wall-clock budget, and results are kept in
+a bounded LRU keyed by the schema's canonical hash, so a flood of unique schemas
+cannot exhaust memory. Inside the same killable process the regex is also built into
+an automaton (outlines_core's ``Index`` over a small character vocabulary): patterns
+the engine cannot build (backreferences, lookaround) or whose automaton is too large
+(``(a|aa){1000}``, ``[a-z]{1,50000}``) are rejected with a 400 here, before they can
+occupy the engine's own grammar compiler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import multiprocessing
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any
+
+import jsonschema
+from outlines.types import JsonSchema
+from outlines.types.dsl import to_regex
+
+from server.engine.protocol import Constraint
+from wrappers.errors import BadRequest
+
+__all__ = [
+    "CompiledGrammar",
+    "GrammarCompiler",
+    "GrammarLimits",
+    "SchemaRejected",
+    "compact_regex",
+    "schema_key",
+]
+
+# Annotations and structure outlines turns into an exact grammar.
+_ENFORCED = {
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "prefixItems",
+    "minItems",
+    "maxItems",
+    "enum",
+    "const",
+    "anyOf",
+    "oneOf",
+    "$ref",
+    "$defs",
+    "definitions",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "format",
+}
+_ANNOTATIONS = {
+    "title",
+    "description",
+    "default",
+    "examples",
+    "$schema",
+    "$id",
+    "$comment",
+    "readOnly",
+    "writeOnly",
+    "deprecated",
+    "contentMediaType",
+    "contentEncoding",
+    "strict",
+}
+# Keywords from other vocabularies that say nothing about which answers are valid: draft-04's
+# ``id``, ajv-errors' ``errorMessage``, editors' ``markdownDescription``, and ``x-...``
+# extensions. They are dropped before compiling, like annotations, instead of rejected.
+_FOREIGN_ANNOTATIONS = {"id", "errorMessage", "markdownDescription"}
+_FORMATS = {"date-time", "date", "time", "uuid", "email", "uri"}
+_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
+_INTEGER_BOUNDS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
+# Keys whose values are maps of name -> schema (not schemas themselves).
+_SCHEMA_MAPS = {"properties", "$defs", "definitions"}
+_SCHEMA_LISTS = {"anyOf", "oneOf", "prefixItems"}
+
+
+class SchemaRejected(BadRequest):
+    code = "unsupported_schema"
+
+
+@dataclass(frozen=True)
+class GrammarLimits:
+    max_schema_bytes: int = 64_000
+    max_depth: int = 32
+    max_enum_values: int = 1_000
+    max_enum_chars: int = 20_000
+    max_integer_range: int = 1_000
+    compile_timeout_s: float = 5.0
+    max_grammar_states: int = 5_000
+    cache_entries: int = 512
+    cache_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CompiledGrammar:
+    key: str
+    schema: dict[str, Any]
+    regex: str
+    compile_ms: float
+    validator: Any = field(repr=False, compare=False)
+
+    @property
+    def constraint(self) -> Constraint:
+        return Constraint(kind="regex", spec=self.regex)
+
+    def validation_errors(self, value: Any) -> list[str]:
+        return [
+            f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+            for error in self.validator.iter_errors(value)
+        ][:5]
+
+
+def schema_key(schema: Any) -> str:
+    canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _walk(node: Any, path: str, depth: int, limits: GrammarLimits) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (path, schema) for every subschema, rejecting what cannot be a schema."""
+    if depth > limits.max_depth:
+        raise SchemaRejected(f"schema is nested deeper than {limits.max_depth} levels at {path}")
+    if not isinstance(node, dict):
+        raise SchemaRejected(f"{path}: a schema must be a JSON object, got {json.dumps(node)[:60]}")
+    yield path, node
+    for key, value in node.items():
+        if key in _SCHEMA_MAPS:
+            if not isinstance(value, dict):
+                raise SchemaRejected(f"{path}/{key}: must be an object of schemas")
+            for name, sub in value.items():
+                yield from _walk(sub, f"{path}/{key}/{name}", depth + 1, limits)
+        elif key in _SCHEMA_LISTS:
+            if not isinstance(value, list) or not value:
+                raise SchemaRejected(f"{path}/{key}: must be a non-empty list of schemas")
+            for index, sub in enumerate(value):
+                yield from _walk(sub, f"{path}/{key}/{index}", depth + 1, limits)
+        elif key == "items" and value is not False:
+            yield from _walk(value, f"{path}/items", depth + 1, limits)
+        elif key == "additionalProperties" and isinstance(value, dict):
+            yield from _walk(value, f"{path}/additionalProperties", depth + 1, limits)
+
+
+def _rewrite_integer_bounds(node: dict[str, Any], path: str, limits: GrammarLimits) -> None:
+    """An integer range the grammar can enforce exactly: spell it out as an enum."""
+    bounds = {key: node[key] for key in _INTEGER_BOUNDS if key in node}
+    if not bounds:
+        return
+    if node.get("type") != "integer" or not all(isinstance(v, int) for v in bounds.values()):
+        raise SchemaRejected(
+            f"{path}: numeric bounds ({', '.join(sorted(bounds))}) can only be enforced on integers "
+            "with both ends bounded; use an integer range or an enum"
+        )
+    low = bounds.get("minimum", bounds.get("exclusiveMinimum"))
+    high = bounds.get("maximum", bounds.get("exclusiveMaximum"))
+    if low is None or high is None:
+        raise SchemaRejected(f"{path}: an integer bound on one side only cannot be enforced by the grammar")
+    low += 1 if "exclusiveMinimum" in bounds and "minimum" not in bounds else 0
+    high -= 1 if "exclusiveMaximum" in bounds and "maximum" not in bounds else 0
+    if high < low:
+        raise SchemaRejected(f"{path}: the integer range is empty")
+    if high - low + 1 > limits.max_integer_range:
+        raise SchemaRejected(
+            f"{path}: integer range of {high - low + 1} values is too wide to enforce "
+            f"(at most {limits.max_integer_range})"
+        )
+    for key in bounds:
+        del node[key]
+    node["enum"] = list(range(low, high + 1))
+
+
+_REPEATS = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, sre_parse.POSSESSIVE_REPEAT}
+
+
+def _has_variable_repeat(items: Any) -> bool:
+    for op, arg in items:
+        if op in _REPEATS:
+            low, high, body = arg
+            if low != high or _has_variable_repeat(body):
+                return True
+        elif (op == sre_parse.SUBPATTERN and _has_variable_repeat(arg[-1])) or (
+            op == sre_parse.BRANCH and any(_has_variable_repeat(branch) for branch in arg[1])
+        ):
+            return True
+    return False
+
+
+def _check_pattern(pattern: Any, path: str) -> None:
+    """Reject nested variable quantifiers such as ``(a+)+b`` or ``(a{1,9})*``.
+
+    They are the classic catastrophic-backtracking shape: harmless to the grammar's
+    automaton but not to the backtracking ``re`` that validates answers against the
+    schema, nor to whoever reuses the schema elsewhere.
+    """
+    if not isinstance(pattern, str):
+        raise SchemaRejected(f"{path}/pattern: must be a string")
+    try:
+        parsed = sre_parse.parse(pattern)
+    except (re.error, RecursionError, OverflowError) as error:
+        raise SchemaRejected(f"{path}/pattern: invalid regular expression: {error}") from None
+
+    def walk(items: Any) -> None:
+        for op, arg in items:
+            if op in _REPEATS:
+                low, high, body = arg
+                if low != high and _has_variable_repeat(body):
+                    raise SchemaRejected(
+                        f"{path}/pattern: nested quantifiers (a repeated group that itself repeats, "
+                        "as in '(a+)+') are not accepted; they cause catastrophic backtracking"
+                    )
+                walk(body)
+            elif op == sre_parse.SUBPATTERN:
+                walk(arg[-1])
+            elif op == sre_parse.BRANCH:
+                for branch in arg[1]:
+                    walk(branch)
+
+    walk(parsed)
+
+
+def _json_depth(value: Any) -> int:
+    """Container nesting of a JSON value, measured without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def prepare_schema(schema: Any, limits: GrammarLimits) -> dict[str, Any]:
+    """Check every keyword can be enforced; return the schema the grammar is built from."""
+    if not isinstance(schema, dict):
+        raise SchemaRejected("the schema must be a JSON object")
+    # Depth first: the checks below recurse, and a deep enough schema would exhaust the stack.
+    if _json_depth(schema) > 2 * limits.max_depth + 4:
+        raise SchemaRejected(f"schema is nested deeper than {limits.max_depth} levels")
+    raw = json.dumps(schema)
+    if len(raw) > limits.max_schema_bytes:
+        raise SchemaRejected(f"schema is {len(raw)} bytes; the limit is {limits.max_schema_bytes}")
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except RecursionError:
+        raise SchemaRejected("schema is too deeply nested or self-referential to check") from None
+    except jsonschema.SchemaError as error:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise SchemaRejected(f"invalid JSON Schema at {where}: {error.message[:200]}") from None
+    prepared: dict[str, Any] = json.loads(raw)  # a private copy to rewrite
+    for path, node in _walk(prepared, "#", 0, limits):
+        for key in [k for k in node if k in _FOREIGN_ANNOTATIONS or k.startswith("x-")]:
+            del node[key]
+        for key in node:
+            if key in _ENFORCED or key in _ANNOTATIONS or key in _INTEGER_BOUNDS:
+                continue
+            raise SchemaRejected(
+                f"{path}: the keyword {key!r} cannot be enforced by the grammar; remove it or "
+                "express the constraint with supported keywords"
+            )
+        types = node.get("type")
+        for name in types if isinstance(types, list) else [types] if types else []:
+            if name not in _TYPES:
+                raise SchemaRejected(f"{path}: unknown type {name!r}")
+        if "pattern" in node:
+            _check_pattern(node["pattern"], path)
+        if "format" in node and node["format"] not in _FORMATS:
+            raise SchemaRejected(
+                f"{path}: format {node['format']!r} is not supported (supported: {', '.join(sorted(_FORMATS))})"
+            )
+        if "enum" in node:
+            values = node["enum"]
+            if len(values) > limits.max_enum_values or len(json.dumps(values)) > limits.max_enum_chars:
+                raise SchemaRejected(
+                    f"{path}: enum too large (at most {limits.max_enum_values} values, "
+                    f"{limits.max_enum_chars} characters)"
+                )
+        _rewrite_integer_bounds(node, path, limits)
+    return prepared
+
+
+class GrammarTooLarge(ValueError):
+    """The regex builds, but into an automaton larger than the engine should be asked to index."""
+
+
+def _vet_regex(regex: str, max_states: int) -> None:
+    """Build the regex's automaton the way the engine will, on a tiny vocabulary.
+
+    outlines_core raises ``ValueError`` for constructs it cannot build; the state count
+    bounds the engine's own index build (states x vocabulary) and its memory.
+    """
+    from outlines_core import Index, Vocabulary
+
+    chars = [chr(code) for code in range(32, 127)] + ["\n", "\u00e9", "\u4e2d"]
+    index = Index(regex, Vocabulary(0, {char: [i + 1] for i, char in enumerate(chars)}))
+    states = len(index.get_transitions())
+    if states > max_states:
+        raise GrammarTooLarge(
+            f"the output grammar has {states} states; the limit is {max_states} "
+            "(long fixed repetitions or length bounds make grammars large)"
+        )
+
+
+def _compile(prepared: dict[str, Any], max_states: int = 0) -> str:
+    # Compact JSON: no free whitespace, so whitespace runaway cannot happen.
+    regex = str(to_regex(JsonSchema(prepared, whitespace_pattern="")))
+    if max_states:
+        _vet_regex(regex, max_states)
+    return regex
+
+
+def compact_regex(schema: Any, limits: GrammarLimits | None = None) -> str:
+    """The compact regex the engine is given for ``schema``, checked as a call's schema is
+    (``SchemaRejected``), without the automaton-size vetting or the compile worker that
+    ``GrammarCompiler`` adds: for benchmarks and tests that need the regex itself."""
+    return _compile(prepare_schema(schema, limits or GrammarLimits()))
+
+
+class GrammarCompiler:
+    """Compiles schemas once and keeps them in a bounded LRU (entries and bytes)."""
+
+    def __init__(self, limits: GrammarLimits | None = None) -> None:
+        self.limits = limits or GrammarLimits()
+        self._cache: OrderedDict[str, CompiledGrammar] = OrderedDict()
+        self._cache_bytes = 0
+        self._inflight: dict[str, asyncio.Future[CompiledGrammar]] = {}
+        # Compiles run in a separate process: one that overruns its budget is killed,
+        # where a thread would keep burning a core after its caller gave up.
+        self._pool: ProcessPoolExecutor | None = None
+        self._started_pool: ProcessPoolExecutor | None = None  # workers already spawned
+        self.hits = 0
+        self.misses = 0
+        # Told every fresh compile's duration in seconds (metrics); None = nobody listens.
+        self.on_compiled: Callable[[float], None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    @property
+    def cache_bytes(self) -> int:
+        return self._cache_bytes
+
+    def cached(self, schema: dict[str, Any]) -> CompiledGrammar | None:
+        return self._cache.get(schema_key(schema))
+
+    async def compile(self, schema: Any) -> CompiledGrammar:
+        if _json_depth(schema) > 2 * self.limits.max_depth + 4:  # before anything recurses into it
+            raise SchemaRejected(f"schema is nested deeper than {self.limits.max_depth} levels")
+        key = schema_key(schema)
+        if (hit := self._cache.get(key)) is not None:
+            self._cache.move_to_end(key)
+            self.hits += 1
+            return hit
+        if key in self._inflight:  # the same new schema arriving twice compiles once
+            return await asyncio.shield(self._inflight[key])
+        self.misses += 1
+        future: asyncio.Future[CompiledGrammar] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            grammar = await self._compile_new(key, schema)
+            future.set_result(grammar)
+            return grammar
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _compile_new(self, key: str, schema: Any) -> CompiledGrammar:
+        started = time.perf_counter()
+        prepared = prepare_schema(schema, self.limits)
+        regex = await self._run_compile(prepared)
+        grammar = CompiledGrammar(
+            key=key,
+            schema=schema,
+            regex=regex,
+            compile_ms=(time.perf_counter() - started) * 1000,
+            validator=jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()),
+        )
+        self._remember(grammar)
+        if self.on_compiled is not None:
+            self.on_compiled(grammar.compile_ms / 1000)
+        return grammar
+
+    async def _run_compile(self, prepared: dict[str, Any]) -> str:
+        """Compile in the pool within the budget; a pool killed under us by another
+        request's overrun is not this schema's fault, so that compile is retried once."""
+        loop = asyncio.get_running_loop()
+        for attempt in range(2):
+            pool = self._get_pool()
+            await self._start_workers(pool)
+            try:
+                return await asyncio.wait_for(
+                    loop.run_in_executor(pool, _compile, prepared, self.limits.max_grammar_states),
+                    timeout=self.limits.compile_timeout_s,
+                )
+            except TimeoutError:
+                self._kill_pool(pool)
+                raise SchemaRejected(
+                    f"schema took longer than {self.limits.compile_timeout_s:g}s to compile; simplify it"
+                ) from None
+            except (BrokenProcessPool, asyncio.CancelledError) as error:
+                task = asyncio.current_task()
+                if isinstance(error, asyncio.CancelledError) and task is not None and task.cancelling():
+                    raise  # this request itself is being cancelled
+                if self._pool is not pool and attempt == 0:
+                    continue  # another compile's overrun killed the pool
+                self._kill_pool(pool)  # our worker died (a crash, out of memory): never reuse it
+                raise SchemaRejected(
+                    "schema could not be compiled (the compiler process failed); simplify it"
+                ) from None
+            except GrammarTooLarge as error:
+                raise SchemaRejected(str(error)) from None
+            except (ValueError, RecursionError, TypeError) as error:
+                raise SchemaRejected(
+                    f"schema cannot be compiled to a grammar: {str(error).splitlines()[0][:200]}"
+                ) from None
+        raise AssertionError("unreachable")
+
+    def _remember(self, grammar: CompiledGrammar) -> None:
+        size = len(grammar.regex) * 2 + len(json.dumps(grammar.schema))
+        if size > self.limits.cache_bytes:
+            return
+        self._cache[grammar.key] = grammar
+        self._cache_bytes += size
+        while len(self._cache) > self.limits.cache_entries or self._cache_bytes > self.limits.cache_bytes:
+            _, evicted = self._cache.popitem(last=False)
+            self._cache_bytes -= len(evicted.regex) * 2 + len(json.dumps(evicted.schema))
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")  # never fork a process holding engine threads
+            self._pool = ProcessPoolExecutor(max_workers=2, mp_context=context)
+        return self._pool
+
+    async def _start_workers(self, pool: ProcessPoolExecutor) -> None:
+        """Start a fresh pool's workers outside the compile budget: on a loaded machine,
+        spawning one (importing outlines) can take longer than the budget, and every
+        compile after a killed pool would then time out in turn."""
+        if self._started_pool is pool:
+            return
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(pool, _compile, {"type": "boolean"}) for _ in range(2)))
+        self._started_pool = pool
+
+    def _kill_pool(self, pool: ProcessPoolExecutor) -> None:
+        """Kill a pool whose worker overran; the next compile starts a fresh one."""
+        if self._pool is pool:
+            self._pool = None
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def warm_up(self) -> None:
+        """Start the worker processes now, so the first request does not pay for it."""
+        self._get_pool().submit(_compile, {"type": "boolean"}).result()
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

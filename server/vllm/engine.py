@@ -1,0 +1,460 @@
+"""vLLM behind the narrow ``Engine`` interface: the only server module that runs vLLM
+(``server/vllm/plugins/compat.py`` only patches older releases, as a vLLM plugin).
+
+vLLM's ``AsyncLLM`` runs in-process (its engine core in a worker process), so every
+request the server accepts joins vLLM's continuous batch. Structured outputs are
+enforced by vLLM's grammar backend (outlines by default) from the constraint that
+``server/structured/grammar.py`` compiled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from models.manifest import ModelManifest
+from server.engine.protocol import (
+    ChatMessage,
+    Constraint,
+    EngineInfo,
+    GeneratedChoice,
+    GenerationRequest,
+    GenerationResult,
+    Sampling,
+    Scores,
+    StreamDelta,
+    TokenLogprob,
+)
+from server.limits import ContextOverflow
+from server.settings import Settings
+from server.vllm.branching import TokenPath, branch_points, constrained_logprobs
+from server.vllm.dtype import run_dtype
+from server.vllm.plugins.cpu_grammar_mask import ENV_SWITCH as CPU_MASKS_SWITCH
+from server.vllm.plugins.grammar_advance import ENV_SWITCH as GRAMMAR_ADVANCE_SWITCH
+from server.vllm.prefix_layout import ChatLayout
+from wrappers.errors import BadRequest, ConfigurationError, EngineUnavailable
+
+__all__ = ["KvCacheProbe", "VllmEngine", "detect_device", "explain_start_failure"]
+
+log = logging.getLogger("wrapserve.engine")
+
+# CPU defaults verified on the build machines (see README): vLLM reads the memory
+# fraction as a share of NUMA node 0's RAM there, and eager mode starts ~3x faster.
+CPU_MEMORY_FRACTION = 0.4
+CPU_KV_CACHE_GIB = 2.0
+# vLLM's CPU default is 128-token KV blocks, and its prefix cache shares whole blocks only:
+# a wrapper's static opening shorter than 128 tokens was recomputed on every call. With 32
+# (the smallest its CPU attention accepts), classify calls of 73 prompt tokens, 38 of them
+# shared, ran 1.5x (decoded) to 1.7x (scored) faster on the build machine
+# (python -m benchmarks.offline_classify --block-size 128, then 32).
+CPU_BLOCK_SIZE = 32
+GPU_MEMORY_FRACTION = 0.9
+# vLLM's bound on ``SamplingParams.logprob_token_ids`` per request.
+_MAX_SCORED_TOKENS = 128
+# Short texts (the labels a scored call tokenizes, 3-6 per call, the same across calls) are
+# kept tokenized: each would otherwise cost a hop to the tokenizer thread and back.
+_SHORT_TEXT_CHARS = 64
+_SHORT_TEXTS_KEPT = 4096
+
+
+def _longest_token_bytes(tokenizer: Any) -> int:
+    """The most UTF-8 bytes any single token of the vocabulary decodes to (a text has at
+    least as many bytes as characters, so this bounds the characters a token covers)."""
+    return max(len(tokenizer.decode([token_id]).encode()) for token_id in range(len(tokenizer)))
+
+
+def detect_device(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    from vllm.platforms import current_platform
+
+    return "cuda" if current_platform.is_cuda_alike() else "cpu"
+
+
+def _engine_args(settings: Settings, manifest: ModelManifest, weights: Path, device: str) -> Any:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    on_cpu = device == "cpu"
+    options: dict[str, Any] = {
+        "model": str(weights),
+        "served_model_name": [manifest.id],
+        "dtype": run_dtype(settings.dtype, manifest, on_cpu),
+        "max_model_len": settings.max_model_len or manifest.max_model_len,
+        "enforce_eager": on_cpu if settings.enforce_eager is None else settings.enforce_eager,
+        "gpu_memory_utilization": settings.gpu_memory_utilization
+        or (CPU_MEMORY_FRACTION if on_cpu else GPU_MEMORY_FRACTION),
+        "structured_outputs_config": {"backend": settings.structured_output_backend},
+        "tensor_parallel_size": settings.tensor_parallel_size,
+        "pipeline_parallel_size": settings.pipeline_parallel_size,
+        "data_parallel_size": settings.data_parallel_size,
+        "distributed_executor_backend": settings.distributed_executor_backend,
+        "load_format": settings.load_format,
+        "enable_prefix_caching": True,
+        "disable_log_stats": False,
+        "seed": 0,
+    }
+    if settings.max_num_seqs:
+        options["max_num_seqs"] = settings.max_num_seqs
+    if block_size := settings.block_size or (CPU_BLOCK_SIZE if on_cpu else None):
+        if on_cpu and block_size % CPU_BLOCK_SIZE:
+            # vLLM would fail deep in a worker process with a message the user never sees.
+            raise ConfigurationError(
+                f"WRAPSERVE_BLOCK_SIZE={block_size}: vLLM's CPU attention needs a multiple of {CPU_BLOCK_SIZE}"
+            )
+        options["block_size"] = block_size
+    if kv_cache_gib := settings.kv_cache_gib or (CPU_KV_CACHE_GIB if on_cpu else None):
+        options["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
+    options.update(manifest.engine)  # per-model overrides written in the manifest
+    return AsyncEngineArgs(**options)
+
+
+def explain_start_failure(cause: str) -> str:
+    """One line saying what went wrong at engine start-up and how to fix it."""
+    text = " ".join(cause.split())
+    lowered = text.lower()
+    if "memory" in lowered or "kv cache" in lowered or "cache blocks" in lowered:
+        return (
+            f"not enough memory for the model and its KV cache ({text}); on CPU lower "
+            "WRAPSERVE_KV_CACHE_GIB (or free memory), on GPU raise WRAPSERVE_GPU_MEMORY_UTILIZATION; "
+            "a smaller WRAPSERVE_MAX_MODEL_LEN needs less"
+        )
+    return f"the engine failed to start: {text}"
+
+
+class GrammarFailed(BadRequest):
+    code = "grammar_compile_failed"
+    retryable = True
+
+
+def _request_error(request: GenerationRequest) -> Exception:
+    """vLLM finishes a request with reason "error" when its grammar failed to compile in
+    time (VLLM_REGEX_COMPILATION_TIMEOUT_S) or on another per-request engine error."""
+    if request.constraint is not None:
+        return GrammarFailed(
+            "the engine could not build the output grammar in time; simplify the schema "
+            "(long minLength/maxLength or large repetitions are costly) or retry when the server is less busy"
+        )
+    return EngineUnavailable("the engine failed this request; retry")
+
+
+class KvCacheProbe:
+    """Keeps the latest KV-cache usage (0-1) vLLM reports through its stat-logger hook."""
+
+    def __init__(self) -> None:
+        self.usage: float | None = None
+
+    def factory(self, vllm_config: Any, engine_index: int = 0) -> Any:
+        from vllm.v1.metrics.loggers import StatLoggerBase
+
+        probe = self
+
+        class _Recorder(StatLoggerBase):
+            def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+                pass
+
+            def record(
+                self,
+                scheduler_stats: Any,
+                iteration_stats: Any,
+                mm_cache_stats: Any = None,
+                engine_idx: int = 0,
+            ) -> None:
+                if scheduler_stats is not None:
+                    probe.usage = float(scheduler_stats.kv_cache_usage)
+
+            def log_engine_initialized(self) -> None:
+                pass
+
+        return _Recorder(vllm_config, engine_index)
+
+
+class VllmEngine:
+    """vLLM's AsyncLLM adapted to ``server.engine.protocol.Engine``.
+
+    Prompts are rendered and tokenized on a thread of their own, with a tokenizer of
+    their own: a megabyte of prompt takes most of a second to tokenize, and on the event
+    loop that would stall every other request (streams, health checks) meanwhile. One
+    thread, because a Hugging Face fast tokenizer must not be used from two threads at
+    once; a copy, because vLLM detokenizes with its own on the event loop.
+    """
+
+    def __init__(
+        self, llm: Any, info: EngineInfo, chat_template: str | None, kv_probe: KvCacheProbe | None = None
+    ) -> None:
+        self._kv_probe = kv_probe
+        self._llm = llm
+        self._tokenizer = llm.get_tokenizer()
+        self.info = info
+        cache = getattr(getattr(llm, "vllm_config", None), "cache_config", None)
+        # Only whole KV blocks are shared by vLLM's prefix cache; None: no prefix cache.
+        block_size = cache.block_size if cache is not None and cache.enable_prefix_caching else None
+        own_tokenizer = copy.deepcopy(self._tokenizer)
+        self._layout = ChatLayout(own_tokenizer, chat_template, block_size)
+        self._tokenizing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wrapserve-tokenize")
+        self._short_texts: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # least recent first
+        # No token covers more characters than this, so a text longer than max_model_len x
+        # this cannot fit the context: refused before it is tokenized (8 MB of text would
+        # hold the tokenizer thread for seconds). Exact for byte-level BPE, which loses
+        # nothing; a tokenizer that drops characters could make it refuse a text that would
+        # fit, but only one far longer than any that does.
+        self._max_prompt_chars = info.max_model_len * _longest_token_bytes(own_tokenizer)
+
+    def _refuse_if_too_long(self, chars: int, param: str) -> None:
+        if chars > self._max_prompt_chars:
+            raise ContextOverflow(
+                f"the prompt has {chars} characters, more than {self.info.max_model_len} tokens (the "
+                f"model's context length) can hold: no token of this model is longer than "
+                f"{self._max_prompt_chars // self.info.max_model_len} characters",
+                param=param,
+            )
+
+    async def _off_loop(self, work: Any, *args: Any) -> list[int]:
+        ids: list[int] = await asyncio.get_running_loop().run_in_executor(self._tokenizing, work, *args)
+        return ids
+
+    @classmethod
+    async def start(cls, settings: Settings, manifest: ModelManifest, weights: Path) -> VllmEngine:
+        """Build the engine off the event loop (start-up takes tens of seconds)."""
+        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
+        # vLLM's budget for building a grammar's token index (its own default, 5 s, fails
+        # ordinary catalogue grammars on a busy CPU). Grammars are vetted for automaton size
+        # before they get here, and vLLM builds them off its scheduling loop.
+        os.environ.setdefault("VLLM_REGEX_COMPILATION_TIMEOUT_S", str(settings.engine_grammar_timeout_s))
+        # Read by Wrapserve's plugins in each vLLM process (server/vllm/plugins/cpu_grammar_mask.py,
+        # server/vllm/plugins/grammar_advance.py).
+        os.environ[CPU_MASKS_SWITCH] = "true" if settings.fast_cpu_masks else "false"
+        os.environ[GRAMMAR_ADVANCE_SWITCH] = "true" if settings.fast_grammar_advance else "false"
+        started = time.monotonic()
+        kv_probe = KvCacheProbe()
+
+        def build() -> tuple[Any, str]:
+            # Importing vLLM alone takes seconds: keep it off the event loop too.
+            from vllm.v1.engine.async_llm import AsyncLLM
+
+            device = detect_device(settings.device)
+            args = _engine_args(settings, manifest, weights, device)
+            return AsyncLLM.from_engine_args(args, stat_loggers=[kv_probe.factory]), device
+
+        try:
+            llm, device = await asyncio.to_thread(build)
+        except Exception as error:  # vLLM raises many types here; all mean "cannot start"
+            raise ConfigurationError(explain_start_failure(str(error) or type(error).__name__)) from error
+        info = EngineInfo(
+            model_id=manifest.id,
+            max_model_len=llm.model_config.max_model_len,
+            device=device,
+            structured_output_backend=settings.structured_output_backend,
+            startup_s=time.monotonic() - started,
+        )
+        # Copying the tokenizer and measuring its vocabulary take a second: off the loop too.
+        return await asyncio.to_thread(cls, llm, info, manifest.chat_template, kv_probe)
+
+    # -- prompts ---------------------------------------------------------------------
+
+    async def encode_chat(
+        self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_through: str | None = None
+    ) -> list[int]:
+        self._refuse_if_too_long(sum(len(m.content) for m in messages) + len(assistant_prefix), "messages")
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        return await self._off_loop(self._layout.encode_chat, chat, assistant_prefix, align_through)
+
+    async def encode_text(self, text: str) -> list[int]:
+        self._refuse_if_too_long(len(text), "prompt")
+        if len(text) > _SHORT_TEXT_CHARS:
+            return await self._off_loop(self._layout.encode, text)
+        ids = self._short_texts.get(text)
+        if ids is None:
+            ids = tuple(await self._off_loop(self._layout.encode, text))
+            self._short_texts[text] = ids
+            if len(self._short_texts) > _SHORT_TEXTS_KEPT:
+                self._short_texts.popitem(last=False)
+        else:
+            self._short_texts.move_to_end(text)
+        return list(ids)
+
+    # -- generation ------------------------------------------------------------------
+
+    def _sampling_params(self, sampling: Sampling, constraint: Constraint | None, delta: bool) -> Any:
+        from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
+
+        structured = None
+        if constraint is not None and constraint.kind == "choice":
+            structured = StructuredOutputsParams(choice=json.loads(constraint.spec))
+        elif constraint is not None and constraint.kind == "json":
+            structured = StructuredOutputsParams(json=constraint.spec)
+        elif constraint is not None:
+            structured = StructuredOutputsParams(regex=constraint.spec)
+        return SamplingParams(
+            n=sampling.n,
+            max_tokens=sampling.max_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            stop=list(sampling.stop) or None,
+            seed=sampling.seed,
+            logprobs=sampling.logprobs,
+            repetition_penalty=sampling.repetition_penalty,
+            frequency_penalty=sampling.frequency_penalty,
+            presence_penalty=sampling.presence_penalty,
+            ignore_eos=sampling.ignore_eos,
+            structured_outputs=structured,
+            output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
+        )
+
+    async def _outputs(
+        self, request: GenerationRequest, delta: bool, params: Any = None
+    ) -> AsyncIterator[Any]:
+        from vllm.exceptions import VLLMValidationError
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if self._llm.errored:
+            raise EngineUnavailable("the inference engine has stopped; restart the server")
+        params = params or self._sampling_params(request.sampling, request.constraint, delta)
+        prompt = {"prompt_token_ids": list(request.prompt_token_ids)}
+        try:
+            async for output in self._llm.generate(prompt, params, request.request_id):
+                yield output
+        except EngineDeadError as error:
+            raise EngineUnavailable("the inference engine has stopped; restart the server") from error
+        except (VLLMValidationError, ValueError) as error:
+            raise BadRequest(" ".join(str(error).split())) from error
+
+    def _logprobs(self, completion: Any) -> tuple[TokenLogprob, ...] | None:
+        if completion.logprobs is None:
+            return None
+        entries = []
+        for token_id, position in zip(completion.token_ids, completion.logprobs, strict=False):
+            chosen = position.get(token_id)
+            ranked = sorted(position.items(), key=lambda item: item[1].rank or 0)
+            entries.append(
+                TokenLogprob(
+                    token=(chosen.decoded_token if chosen else None) or self._tokenizer.decode([token_id]),
+                    logprob=float(chosen.logprob) if chosen else float("-inf"),
+                    top=tuple((lp.decoded_token or "", float(lp.logprob)) for _, lp in ranked),
+                )
+            )
+        return tuple(entries)
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        final = None
+        async for output in self._outputs(request, delta=False):
+            final = output
+        if final is None:
+            raise EngineUnavailable("the engine returned no output")
+        if any(c.finish_reason == "error" for c in final.outputs):
+            raise _request_error(request)
+        choices = tuple(
+            GeneratedChoice(
+                index=completion.index,
+                text=completion.text,
+                completion_tokens=len(completion.token_ids),
+                finish_reason=completion.finish_reason or "abort",
+                logprobs=self._logprobs(completion),
+            )
+            for completion in sorted(final.outputs, key=lambda c: c.index)
+        )
+        return GenerationResult(
+            choices=choices,
+            prompt_tokens=len(final.prompt_token_ids or request.prompt_token_ids),
+            cached_prompt_tokens=final.num_cached_tokens or 0,
+        )
+
+    async def score(
+        self, request_id: str, prompt_token_ids: Sequence[int], continuations: Sequence[Sequence[int]]
+    ) -> Scores:
+        if not continuations or any(not tokens for tokens in continuations):
+            raise BadRequest("every continuation to score needs at least one token")
+        branches = branch_points(continuations)
+        # One engine step per branch point (and per _MAX_SCORED_TOKENS of its branches).
+        steps = [
+            (path, branches[path][start : start + _MAX_SCORED_TOKENS])
+            for path in sorted(branches, key=len)
+            for start in range(0, len(branches[path]), _MAX_SCORED_TOKENS)
+        ]
+        if not steps:  # a single continuation: nothing to decide
+            return Scores(tuple(0.0 for _ in continuations))
+        prompt = list(prompt_token_ids)
+
+        async def step(index: int, path: TokenPath, tokens: list[int]) -> tuple[dict[int, float], int]:
+            return await self._one_step(f"{request_id}-{index}", [*prompt, *path], tokens)
+
+        # The first step computes the prompt; the rest, together, read it from the prefix cache.
+        first = await step(0, *steps[0])
+        rest = await asyncio.gather(*(step(index, *s) for index, s in enumerate(steps[1:], start=1)))
+        logprob = {
+            (path, token): value
+            for (path, _), (found, _) in zip(steps, [first, *rest], strict=True)
+            for token, value in found.items()
+        }
+        return Scores(constrained_logprobs(continuations, branches, logprob), cached_prompt_tokens=first[1])
+
+    async def _one_step(
+        self, request_id: str, prompt: list[int], tokens: list[int]
+    ) -> tuple[dict[int, float], int]:
+        """One engine step: the next-token log-probs (raw, before any processing) of
+        ``tokens``, and how many prompt tokens the prefix cache served."""
+        from vllm.sampling_params import RequestOutputKind, SamplingParams
+
+        params = SamplingParams(
+            max_tokens=1,
+            temperature=0.0,
+            logprob_token_ids=tokens,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+        request = GenerationRequest(request_id, prompt)
+        final = None
+        async for output in self._outputs(request, delta=False, params=params):
+            final = output
+        if final is None or any(c.finish_reason == "error" for c in final.outputs):
+            raise _request_error(request)
+        position = final.outputs[0].logprobs[0]
+        return {token: float(position[token].logprob) for token in tokens}, final.num_cached_tokens or 0
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:
+        produced: dict[int, int] = {}
+        async for output in self._outputs(request, delta=True):
+            for completion in output.outputs:
+                if completion.finish_reason == "error":
+                    raise _request_error(request)
+                produced[completion.index] = produced.get(completion.index, 0) + len(completion.token_ids)
+                yield StreamDelta(
+                    index=completion.index,
+                    text=completion.text,
+                    finish_reason=completion.finish_reason,
+                    logprobs=self._logprobs(completion),
+                    prompt_tokens=len(request.prompt_token_ids),
+                    completion_tokens=produced[completion.index],
+                )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def check_health(self) -> None:
+        if self._llm.errored:
+            raise EngineUnavailable("the inference engine has stopped; restart the server")
+        try:
+            await asyncio.wait_for(self._llm.check_health(), timeout=5)
+        except Exception as error:
+            raise EngineUnavailable(f"the inference engine is not healthy: {error}") from error
+
+    def queue_depth(self) -> int:
+        # AsyncLLM.get_num_unfinished_requests() is missing in vLLM 0.26; the output processor
+        # it delegates to has the same count there and in later releases.
+        count = getattr(self._llm, "get_num_unfinished_requests", None)
+        if count is None:
+            count = self._llm.output_processor.get_num_unfinished_requests
+        return int(count())
+
+    def kv_cache_usage(self) -> float | None:
+        return self._kv_probe.usage if self._kv_probe is not None else None
+
+    async def shutdown(self) -> None:
+        self._tokenizing.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self._llm.shutdown)
