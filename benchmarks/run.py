@@ -29,8 +29,8 @@ from benchmarks.clients import VllmClient, WrapserveClient
 from benchmarks.scenarios import Scenarios, Sizes, first_call_ms
 from benchmarks.servers import ServerConfig, Servers, StartedServer
 from benchmarks.workloads import Task, build_workload, extract_tasks
+from server.vllm.args import CPU_BLOCK_SIZE
 from server.vllm.dtype import cpu_has_native_bf16
-from server.vllm.engine import CPU_BLOCK_SIZE
 from server.vllm.plugins import cpu_grammar_mask, grammar_advance
 from server.vllm.prefix_layout import ChatLayout
 from wrappers.catalogue.classify import Sentiment

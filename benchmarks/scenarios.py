@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks.clients import CallResult, RunStats, VllmClient, WrapserveClient, run_bounded, summarize
 from benchmarks.workloads import Task, Workload, sentiment_items
-from server.structured.grammar import GrammarLimits, prepare_schema
+from server.structured.policy import GrammarLimits, prepare_schema
 
 __all__ = ["Scenarios", "Sizes", "first_call_ms", "ratio"]
 

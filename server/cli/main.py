@@ -82,7 +82,8 @@ def serve(
 
     from server.app import create_app
     from server.http.logs import configure_logging
-    from server.vllm.engine import VllmEngine, explain_start_failure
+    from server.vllm.args import explain_start_failure
+    from server.vllm.engine import VllmEngine
     from server.vllm.engine_log import divert_engine_output, engine_failure_cause
 
     settings = _settings(

@@ -36,28 +36,17 @@ from server.engine.protocol import (
 )
 from server.limits import ContextOverflow
 from server.settings import Settings
+from server.vllm.args import KvCacheProbe, detect_device, engine_args, explain_start_failure
 from server.vllm.branching import TokenPath, branch_points, constrained_logprobs
-from server.vllm.dtype import run_dtype
 from server.vllm.plugins.cpu_grammar_mask import ENV_SWITCH as CPU_MASKS_SWITCH
 from server.vllm.plugins.grammar_advance import ENV_SWITCH as GRAMMAR_ADVANCE_SWITCH
 from server.vllm.prefix_layout import ChatLayout
 from wrappers.errors import BadRequest, ConfigurationError, EngineUnavailable
 
-__all__ = ["KvCacheProbe", "VllmEngine", "detect_device", "explain_start_failure"]
+__all__ = ["VllmEngine"]
 
 log = logging.getLogger("wrapserve.engine")
 
-# CPU defaults verified on the build machines (see README): vLLM reads the memory
-# fraction as a share of NUMA node 0's RAM there, and eager mode starts ~3x faster.
-CPU_MEMORY_FRACTION = 0.4
-CPU_KV_CACHE_GIB = 2.0
-# vLLM's CPU default is 128-token KV blocks, and its prefix cache shares whole blocks only:
-# a wrapper's static opening shorter than 128 tokens was recomputed on every call. With 32
-# (the smallest its CPU attention accepts), classify calls of 73 prompt tokens, 38 of them
-# shared, ran 1.5x (decoded) to 1.7x (scored) faster on the build machine
-# (python -m benchmarks.offline_classify --block-size 128, then 32).
-CPU_BLOCK_SIZE = 32
-GPU_MEMORY_FRACTION = 0.9
 # vLLM's bound on ``SamplingParams.logprob_token_ids`` per request.
 _MAX_SCORED_TOKENS = 128
 # Short texts (the labels a scored call tokenizes, 3-6 per call, the same across calls) are
@@ -70,64 +59,6 @@ def _longest_token_bytes(tokenizer: Any) -> int:
     """The most UTF-8 bytes any single token of the vocabulary decodes to (a text has at
     least as many bytes as characters, so this bounds the characters a token covers)."""
     return max(len(tokenizer.decode([token_id]).encode()) for token_id in range(len(tokenizer)))
-
-
-def detect_device(requested: str) -> str:
-    if requested != "auto":
-        return requested
-    from vllm.platforms import current_platform
-
-    return "cuda" if current_platform.is_cuda_alike() else "cpu"
-
-
-def _engine_args(settings: Settings, manifest: ModelManifest, weights: Path, device: str) -> Any:
-    from vllm.engine.arg_utils import AsyncEngineArgs
-
-    on_cpu = device == "cpu"
-    options: dict[str, Any] = {
-        "model": str(weights),
-        "served_model_name": [manifest.id],
-        "dtype": run_dtype(settings.dtype, manifest, on_cpu),
-        "max_model_len": settings.max_model_len or manifest.max_model_len,
-        "enforce_eager": on_cpu if settings.enforce_eager is None else settings.enforce_eager,
-        "gpu_memory_utilization": settings.gpu_memory_utilization
-        or (CPU_MEMORY_FRACTION if on_cpu else GPU_MEMORY_FRACTION),
-        "structured_outputs_config": {"backend": settings.structured_output_backend},
-        "tensor_parallel_size": settings.tensor_parallel_size,
-        "pipeline_parallel_size": settings.pipeline_parallel_size,
-        "data_parallel_size": settings.data_parallel_size,
-        "distributed_executor_backend": settings.distributed_executor_backend,
-        "load_format": settings.load_format,
-        "enable_prefix_caching": True,
-        "disable_log_stats": False,
-        "seed": 0,
-    }
-    if settings.max_num_seqs:
-        options["max_num_seqs"] = settings.max_num_seqs
-    if block_size := settings.block_size or (CPU_BLOCK_SIZE if on_cpu else None):
-        if on_cpu and block_size % CPU_BLOCK_SIZE:
-            # vLLM would fail deep in a worker process with a message the user never sees.
-            raise ConfigurationError(
-                f"WRAPSERVE_BLOCK_SIZE={block_size}: vLLM's CPU attention needs a multiple of {CPU_BLOCK_SIZE}"
-            )
-        options["block_size"] = block_size
-    if kv_cache_gib := settings.kv_cache_gib or (CPU_KV_CACHE_GIB if on_cpu else None):
-        options["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
-    options.update(manifest.engine)  # per-model overrides written in the manifest
-    return AsyncEngineArgs(**options)
-
-
-def explain_start_failure(cause: str) -> str:
-    """One line saying what went wrong at engine start-up and how to fix it."""
-    text = " ".join(cause.split())
-    lowered = text.lower()
-    if "memory" in lowered or "kv cache" in lowered or "cache blocks" in lowered:
-        return (
-            f"not enough memory for the model and its KV cache ({text}); on CPU lower "
-            "WRAPSERVE_KV_CACHE_GIB (or free memory), on GPU raise WRAPSERVE_GPU_MEMORY_UTILIZATION; "
-            "a smaller WRAPSERVE_MAX_MODEL_LEN needs less"
-        )
-    return f"the engine failed to start: {text}"
 
 
 class GrammarFailed(BadRequest):
@@ -144,37 +75,6 @@ def _request_error(request: GenerationRequest) -> Exception:
             "(long minLength/maxLength or large repetitions are costly) or retry when the server is less busy"
         )
     return EngineUnavailable("the engine failed this request; retry")
-
-
-class KvCacheProbe:
-    """Keeps the latest KV-cache usage (0-1) vLLM reports through its stat-logger hook."""
-
-    def __init__(self) -> None:
-        self.usage: float | None = None
-
-    def factory(self, vllm_config: Any, engine_index: int = 0) -> Any:
-        from vllm.v1.metrics.loggers import StatLoggerBase
-
-        probe = self
-
-        class _Recorder(StatLoggerBase):
-            def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
-                pass
-
-            def record(
-                self,
-                scheduler_stats: Any,
-                iteration_stats: Any,
-                mm_cache_stats: Any = None,
-                engine_idx: int = 0,
-            ) -> None:
-                if scheduler_stats is not None:
-                    probe.usage = float(scheduler_stats.kv_cache_usage)
-
-            def log_engine_initialized(self) -> None:
-                pass
-
-        return _Recorder(vllm_config, engine_index)
 
 
 class VllmEngine:
@@ -241,7 +141,7 @@ class VllmEngine:
             from vllm.v1.engine.async_llm import AsyncLLM
 
             device = detect_device(settings.device)
-            args = _engine_args(settings, manifest, weights, device)
+            args = engine_args(settings, manifest, weights, device)
             return AsyncLLM.from_engine_args(args, stat_loggers=[kv_probe.factory]), device
 
         try:

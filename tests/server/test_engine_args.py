@@ -8,15 +8,15 @@ import pytest
 
 from models import ModelRegistry
 from server.settings import Settings
+from server.vllm.args import detect_device, engine_args
 from server.vllm.dtype import cpu_has_native_bf16, run_dtype
-from server.vllm.engine import _engine_args, detect_device
 from wrappers.errors import ConfigurationError
 
 MANIFEST = ModelRegistry.load().get("smollm2-135m-instruct")
 
 
 def test_cpu_defaults_that_work_on_the_build_machines() -> None:
-    args = _engine_args(Settings(), MANIFEST, Path("/weights"), "cpu")
+    args = engine_args(Settings(), MANIFEST, Path("/weights"), "cpu")
     assert args.enforce_eager is True
     assert args.gpu_memory_utilization == 0.4
     assert args.max_model_len == MANIFEST.max_model_len
@@ -34,7 +34,7 @@ def test_gpu_parallelism_passes_through_to_vllm() -> None:
         distributed_executor_backend="ray",
         structured_output_backend="xgrammar",
     )
-    args = _engine_args(settings, MANIFEST, Path("/weights"), "cuda")
+    args = engine_args(settings, MANIFEST, Path("/weights"), "cuda")
     assert (args.tensor_parallel_size, args.pipeline_parallel_size, args.data_parallel_size) == (4, 2, 2)
     assert args.distributed_executor_backend == "ray"
     assert args.enforce_eager is False
@@ -53,8 +53,8 @@ def test_dtype_is_the_manifests_cpu_dtype_on_a_cpu_without_bf16_unless_set() -> 
     fp16 = MANIFEST.model_copy(update={"dtype": "float16"})  # not bf16: its cpu_dtype either way
     assert run_dtype(None, fp16, on_cpu=True, native_bf16=lambda: True) == "float32"
     on_this_cpu = "bfloat16" if cpu_has_native_bf16() else "float32"
-    assert _engine_args(Settings(), MANIFEST, Path("/w"), "cpu").dtype == on_this_cpu
-    assert _engine_args(Settings(), MANIFEST, Path("/w"), "cuda").dtype == "bfloat16"
+    assert engine_args(Settings(), MANIFEST, Path("/w"), "cpu").dtype == on_this_cpu
+    assert engine_args(Settings(), MANIFEST, Path("/w"), "cuda").dtype == "bfloat16"
 
 
 @pytest.mark.parametrize(
@@ -73,20 +73,20 @@ def test_hardware_bf16_is_read_from_the_cpu_flags(tmp_path: Path, flags: str, na
 
 
 def test_block_size_is_32_on_cpu_vllms_own_on_gpu_unless_set() -> None:
-    assert _engine_args(Settings(), MANIFEST, Path("/w"), "cpu").block_size == 32
-    assert _engine_args(Settings(), MANIFEST, Path("/w"), "cuda").block_size is None
-    assert _engine_args(Settings(block_size=64), MANIFEST, Path("/w"), "cpu").block_size == 64
+    assert engine_args(Settings(), MANIFEST, Path("/w"), "cpu").block_size == 32
+    assert engine_args(Settings(), MANIFEST, Path("/w"), "cuda").block_size is None
+    assert engine_args(Settings(block_size=64), MANIFEST, Path("/w"), "cpu").block_size == 64
 
 
 def test_a_block_size_the_cpu_backend_cannot_run_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="multiple of 32"):
-        _engine_args(Settings(block_size=16), MANIFEST, Path("/w"), "cpu")
-    assert _engine_args(Settings(block_size=16), MANIFEST, Path("/w"), "cuda").block_size == 16
+        engine_args(Settings(block_size=16), MANIFEST, Path("/w"), "cpu")
+    assert engine_args(Settings(block_size=16), MANIFEST, Path("/w"), "cuda").block_size == 16
 
 
 def test_manifest_engine_options_override_defaults() -> None:
     manifest = MANIFEST.model_copy(update={"engine": {"max_num_batched_tokens": 4096}})
-    assert _engine_args(Settings(), manifest, Path("/w"), "cpu").max_num_batched_tokens == 4096
+    assert engine_args(Settings(), manifest, Path("/w"), "cpu").max_num_batched_tokens == 4096
 
 
 @pytest.mark.gpu

@@ -7,13 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.structured.grammar import (
-    GrammarCompiler,
-    GrammarLimits,
-    SchemaRejected,
-    compact_regex,
-    prepare_schema,
-)
+from server.structured.grammar import GrammarCompiler, compact_regex
+from server.structured.policy import GrammarLimits, SchemaRejected, prepare_schema
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.vllm.engine import CPU_BLOCK_SIZE
+from server.vllm.args import CPU_BLOCK_SIZE
 from server.vllm.prefix_layout import PAD_UNIT, ChatLayout, system_padding
 from wrappers.catalogue import BUILTINS
 

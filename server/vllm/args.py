@@ -1,0 +1,115 @@
+"""vLLM's engine arguments from Wrapserve's settings and a model manifest, and what
+start-up needs around them: the device, a readable start failure, the KV-cache probe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from models.manifest import ModelManifest
+from server.settings import Settings
+from server.vllm.dtype import run_dtype
+from wrappers.errors import ConfigurationError
+
+__all__ = ["CPU_BLOCK_SIZE", "KvCacheProbe", "detect_device", "engine_args", "explain_start_failure"]
+
+# CPU defaults verified on the build machines (see README): vLLM reads the memory
+# fraction as a share of NUMA node 0's RAM there, and eager mode starts ~3x faster.
+CPU_MEMORY_FRACTION = 0.4
+CPU_KV_CACHE_GIB = 2.0
+# vLLM's CPU default is 128-token KV blocks, and its prefix cache shares whole blocks only:
+# a wrapper's static opening shorter than 128 tokens was recomputed on every call. With 32
+# (the smallest its CPU attention accepts), classify calls of 73 prompt tokens, 38 of them
+# shared, ran 1.5x (decoded) to 1.7x (scored) faster on the build machine
+# (python -m benchmarks.offline_classify --block-size 128, then 32).
+CPU_BLOCK_SIZE = 32
+GPU_MEMORY_FRACTION = 0.9
+
+
+def detect_device(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    from vllm.platforms import current_platform
+
+    return "cuda" if current_platform.is_cuda_alike() else "cpu"
+
+
+def engine_args(settings: Settings, manifest: ModelManifest, weights: Path, device: str) -> Any:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    on_cpu = device == "cpu"
+    options: dict[str, Any] = {
+        "model": str(weights),
+        "served_model_name": [manifest.id],
+        "dtype": run_dtype(settings.dtype, manifest, on_cpu),
+        "max_model_len": settings.max_model_len or manifest.max_model_len,
+        "enforce_eager": on_cpu if settings.enforce_eager is None else settings.enforce_eager,
+        "gpu_memory_utilization": settings.gpu_memory_utilization
+        or (CPU_MEMORY_FRACTION if on_cpu else GPU_MEMORY_FRACTION),
+        "structured_outputs_config": {"backend": settings.structured_output_backend},
+        "tensor_parallel_size": settings.tensor_parallel_size,
+        "pipeline_parallel_size": settings.pipeline_parallel_size,
+        "data_parallel_size": settings.data_parallel_size,
+        "distributed_executor_backend": settings.distributed_executor_backend,
+        "load_format": settings.load_format,
+        "enable_prefix_caching": True,
+        "disable_log_stats": False,
+        "seed": 0,
+    }
+    if settings.max_num_seqs:
+        options["max_num_seqs"] = settings.max_num_seqs
+    if block_size := settings.block_size or (CPU_BLOCK_SIZE if on_cpu else None):
+        if on_cpu and block_size % CPU_BLOCK_SIZE:
+            # vLLM would fail deep in a worker process with a message the user never sees.
+            raise ConfigurationError(
+                f"WRAPSERVE_BLOCK_SIZE={block_size}: vLLM's CPU attention needs a multiple of {CPU_BLOCK_SIZE}"
+            )
+        options["block_size"] = block_size
+    if kv_cache_gib := settings.kv_cache_gib or (CPU_KV_CACHE_GIB if on_cpu else None):
+        options["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
+    options.update(manifest.engine)  # per-model overrides written in the manifest
+    return AsyncEngineArgs(**options)
+
+
+def explain_start_failure(cause: str) -> str:
+    """One line saying what went wrong at engine start-up and how to fix it."""
+    text = " ".join(cause.split())
+    lowered = text.lower()
+    if "memory" in lowered or "kv cache" in lowered or "cache blocks" in lowered:
+        return (
+            f"not enough memory for the model and its KV cache ({text}); on CPU lower "
+            "WRAPSERVE_KV_CACHE_GIB (or free memory), on GPU raise WRAPSERVE_GPU_MEMORY_UTILIZATION; "
+            "a smaller WRAPSERVE_MAX_MODEL_LEN needs less"
+        )
+    return f"the engine failed to start: {text}"
+
+
+class KvCacheProbe:
+    """Keeps the latest KV-cache usage (0-1) vLLM reports through its stat-logger hook."""
+
+    def __init__(self) -> None:
+        self.usage: float | None = None
+
+    def factory(self, vllm_config: Any, engine_index: int = 0) -> Any:
+        from vllm.v1.metrics.loggers import StatLoggerBase
+
+        probe = self
+
+        class _Recorder(StatLoggerBase):
+            def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+                pass
+
+            def record(
+                self,
+                scheduler_stats: Any,
+                iteration_stats: Any,
+                mm_cache_stats: Any = None,
+                engine_idx: int = 0,
+            ) -> None:
+                if scheduler_stats is not None:
+                    probe.usage = float(scheduler_stats.kv_cache_usage)
+
+            def log_engine_initialized(self) -> None:
+                pass
+
+        return _Recorder(vllm_config, engine_index)
