@@ -15,10 +15,13 @@ __all__ = [
     "ChatMessage",
     "Constraint",
     "Engine",
+    "EngineInfo",
+    "FinishReason",
     "GeneratedChoice",
     "GenerationRequest",
     "GenerationResult",
     "Sampling",
+    "Scores",
     "StreamDelta",
     "TokenLogprob",
 ]

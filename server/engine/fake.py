@@ -1,0 +1,254 @@
+"""An honest fake ``Engine``: a tiny deterministic "model" over a character vocabulary.
+
+In the spirit of httpx's ``MockTransport``: it really implements the interface, so the
+code above the engine (routes, the wrapper service, batches, admission) can be tested
+fast and without vLLM, and nothing in it is a canned answer.
+
+- A token is one character (its code point is its id); prompts are rendered with a
+  plain role-tagged template.
+- Under a constraint, text is walked through the regex's automaton (outlines_core's
+  ``Index``, as vLLM's outlines backend does) along a shortest path to an accepting
+  state, ties broken by a seeded hash: every finished answer matches the constraint.
+- Without one, it writes seeded pseudo-words until its own end or ``max_tokens``.
+- ``max_tokens`` ends a choice with ``finish_reason: "length"``, a ``stop`` string with
+  ``"stop"`` (the stop string left out), ``n`` gives ``n`` choices with seeds
+  ``seed + i``; closing a stream or cancelling a call aborts the request
+  (``queue_depth`` counts the ones still running, ``aborted`` lists the aborted ids).
+- ``score`` gives each continuation the summed log-probability of a fixed hash model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from outlines_core import Index, Vocabulary
+
+from server.engine.protocol import (
+    ChatMessage,
+    Constraint,
+    Engine,
+    EngineInfo,
+    FinishReason,
+    GeneratedChoice,
+    GenerationRequest,
+    GenerationResult,
+    Scores,
+    StreamDelta,
+)
+from wrappers.errors import BadRequest, EngineUnavailable
+
+__all__ = ["FakeEngine"]
+
+_EOS = 0
+_CHARS = [chr(code) for code in range(32, 127)] + ["\n"]
+_WORDS = ("alpha", "beta", "gamma", "delta", "echo", "fox", "golf", "hotel", "india", "juliet")
+
+
+def _hash(*parts: object) -> int:
+    digest = hashlib.blake2b(repr(parts).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+@dataclass(frozen=True)
+class _Automaton:
+    index: Index
+    distance: dict[int, int]  # state -> fewest tokens to an accepting state
+
+
+@lru_cache(maxsize=256)
+def _automaton(regex: str) -> _Automaton:
+    try:
+        index = Index(regex, Vocabulary(_EOS, {char: [ord(char)] for char in _CHARS}))
+    except ValueError as error:
+        raise BadRequest(f"the output grammar cannot be built: {error}") from None
+    transitions = index.get_transitions()
+    reverse: dict[int, list[int]] = {}
+    for state, edges in transitions.items():
+        for token, target in edges.items():
+            if token != _EOS:
+                reverse.setdefault(target, []).append(state)
+    distance = {state: 0 for state in index.get_final_states()}
+    queue = deque(distance)
+    while queue:
+        state = queue.popleft()
+        for previous in reverse.get(state, ()):
+            if previous not in distance:
+                distance[previous] = distance[state] + 1
+                queue.append(previous)
+    return _Automaton(index, distance)
+
+
+def _constrained(constraint: Constraint, seed: int) -> Iterator[str]:
+    """Characters along a shortest accepted path of the constraint's regex."""
+    if constraint.kind != "regex":
+        raise BadRequest(f"the fake engine takes regex constraints, not {constraint.kind!r}")
+    automaton = _automaton(constraint.spec)
+    state = automaton.index.get_initial_state()
+    step = 0
+    while automaton.distance.get(state, math.inf) > 0:
+        here = automaton.distance[state]
+        options = [
+            token
+            for token in automaton.index.get_allowed_tokens(state)
+            if token != _EOS
+            and automaton.distance.get(automaton.index.get_next_state(state, token), here) < here
+        ]
+        token = min(options, key=lambda t: _hash(seed, step, t))
+        yield chr(token)
+        state = automaton.index.get_next_state(state, token)
+        step += 1
+
+
+def _free(seed: int, prompt_hash: int) -> Iterator[str]:
+    words = 3 + _hash(seed, prompt_hash) % 6
+    text = " ".join(_WORDS[_hash(seed, prompt_hash, i) % len(_WORDS)] for i in range(words)) + "."
+    yield from text
+
+
+class FakeEngine:
+    """A deterministic engine for tests above the engine seam (see the module docstring)."""
+
+    def __init__(self, model_id: str = "fake", max_model_len: int = 4096, step_s: float = 0.0) -> None:
+        self.info = EngineInfo(
+            model_id=model_id, max_model_len=max_model_len, device="fake", structured_output_backend="fake"
+        )
+        self._step_s = step_s  # seconds per decode step (0: just yield to the event loop)
+        self._running: set[str] = set()
+        self.aborted: list[str] = []
+        self.stopped = False
+
+    # -- prompts ---------------------------------------------------------------------
+
+    async def encode_chat(
+        self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_through: str | None = None
+    ) -> list[int]:
+        """``align_through`` is accepted and ignored: this engine has no prefix cache."""
+        text = (
+            "".join(f"<|{m.role}|>\n{m.content}\n" for m in messages) + "<|assistant|>\n" + assistant_prefix
+        )
+        return [ord(char) for char in text]
+
+    async def encode_text(self, text: str) -> list[int]:
+        return [ord(char) for char in text]
+
+    # -- generation ------------------------------------------------------------------
+
+    def _check(self, request: GenerationRequest) -> None:
+        if self.stopped:
+            raise EngineUnavailable("the inference engine has stopped; restart the server")
+        if request.request_id in self._running:
+            raise BadRequest(f"request id {request.request_id!r} is already running")
+
+    def _choice_chars(self, request: GenerationRequest, index: int) -> Iterator[str]:
+        seed = (request.sampling.seed or 0) + index
+        if request.constraint is not None:
+            return _constrained(request.constraint, seed)
+        return _free(seed, _hash(tuple(request.prompt_token_ids)))
+
+    def _choice(self, request: GenerationRequest, index: int) -> tuple[str, FinishReason]:
+        """One choice's whole text and finish reason: the stop string (left out) or
+        ``max_tokens``, whichever comes first, else the text's own end."""
+        sampling = request.sampling
+        text = ""
+        for char in self._choice_chars(request, index):
+            text += char
+            if stopped := next((s for s in sampling.stop if text.endswith(s)), None):
+                return text[: -len(stopped)], "stop"
+            if len(text) >= sampling.max_tokens:
+                return text, "length"
+        return text, "stop"
+
+    async def _run_choice(
+        self, request: GenerationRequest, index: int
+    ) -> AsyncIterator[tuple[str, FinishReason | None]]:
+        """(new text, finish reason on the last piece) for one choice, a token at a time."""
+        text, finish = self._choice(request, index)
+        for position, char in enumerate(text):
+            await asyncio.sleep(self._step_s)
+            yield char, finish if position == len(text) - 1 else None
+        if not text:
+            await asyncio.sleep(self._step_s)
+            yield "", finish
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        choices = []
+        async with self._tracked(request):
+            for index in range(request.sampling.n):
+                pieces: list[str] = []
+                finish: FinishReason = "stop"
+                async for text, reason in self._run_choice(request, index):
+                    pieces.append(text)
+                    finish = reason or finish
+                text = "".join(pieces)
+                choices.append(GeneratedChoice(index, text, len(text), finish))
+        return GenerationResult(tuple(choices), len(request.prompt_token_ids))
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:
+        async with self._tracked(request):
+            for index in range(request.sampling.n):
+                tokens = 0
+                async for text, reason in self._run_choice(request, index):
+                    tokens += len(text)
+                    yield StreamDelta(
+                        index=index,
+                        text=text,
+                        finish_reason=reason,
+                        prompt_tokens=len(request.prompt_token_ids),
+                        completion_tokens=tokens,
+                    )
+
+    def _tracked(self, request: GenerationRequest) -> _Tracked:
+        self._check(request)
+        return _Tracked(self, request.request_id)
+
+    async def score(
+        self, request_id: str, prompt_token_ids: Sequence[int], continuations: Sequence[Sequence[int]]
+    ) -> Scores:
+        if not continuations or any(not tokens for tokens in continuations):
+            raise BadRequest("every continuation to score needs at least one token")
+        await asyncio.sleep(self._step_s)
+        context = _hash(tuple(prompt_token_ids[-16:]))
+        logprobs = tuple(
+            -sum((_hash(context, position, token) % 1000) / 250 for position, token in enumerate(tokens))
+            for tokens in continuations
+        )
+        return Scores(logprobs)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def check_health(self) -> None:
+        if self.stopped:
+            raise EngineUnavailable("the inference engine has stopped; restart the server")
+
+    def queue_depth(self) -> int:
+        return len(self._running)
+
+    async def shutdown(self) -> None:
+        self.stopped = True
+
+
+class _Tracked:
+    """Counts a request as running while its block runs; one left early was aborted."""
+
+    def __init__(self, engine: FakeEngine, request_id: str) -> None:
+        self._engine = engine
+        self._request_id = request_id
+
+    async def __aenter__(self) -> None:
+        self._engine._running.add(self._request_id)
+
+    async def __aexit__(self, kind: object, error: object, trace: object) -> None:
+        self._engine._running.discard(self._request_id)
+        if error is not None:
+            self._engine.aborted.append(self._request_id)
+
+
+def _conforms(engine: FakeEngine) -> Engine:
+    """Type-checked by mypy: the fake is an ``Engine``."""
+    return engine

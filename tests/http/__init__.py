@@ -1,0 +1,1 @@
+"""HTTP-shape tests on the fake engine (fast, no vLLM)."""

@@ -1,0 +1,125 @@
+"""Native and OpenAI routes on the fake engine: status codes, shapes, errors, streaming."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import jsonschema
+import openai
+import pytest
+from pydantic import BaseModel
+
+from tests.http.conftest import MODEL
+
+
+async def test_health_and_models_list_the_model_and_wrappers(fake_http: httpx.AsyncClient) -> None:
+    assert (await fake_http.get("/health")).status_code == 200
+    ids = {model["id"] for model in (await fake_http.get("/v1/models")).json()["data"]}
+    assert MODEL in ids and "wrapper:sentiment" in ids
+
+
+async def test_a_scored_wrapper_answers_one_of_its_labels(fake_http: httpx.AsyncClient) -> None:
+    answer = (
+        await fake_http.post("/v1/wrappers/sentiment/invoke", json={"input": {"text": "I love it"}})
+    ).json()
+    assert answer["output"]["label"] in {"positive", "negative", "neutral"}
+    assert set(answer["scores"]) == {"positive", "negative", "neutral"}
+    assert abs(sum(answer["scores"].values()) - 1) < 1e-3
+    assert answer["wrapper"] == "sentiment" and answer["fingerprint"].startswith("sha256:")
+
+
+async def test_a_decoded_wrapper_answer_validates_against_its_output_schema(
+    fake_http: httpx.AsyncClient,
+) -> None:
+    described = (await fake_http.get("/v1/wrappers/contact")).json()
+    answer = await fake_http.post(
+        "/v1/wrappers/contact/invoke", json={"input": {"text": "Ada Lovelace, ada@example.com"}}
+    )
+    assert answer.status_code == 200, answer.text
+    jsonschema.validate(answer.json()["output"], described["output_schema"])
+
+
+async def test_bad_wrapper_input_is_a_422_naming_the_field(fake_http: httpx.AsyncClient) -> None:
+    answer = await fake_http.post("/v1/wrappers/sentiment/invoke", json={"input": {"txt": "x"}})
+    assert answer.status_code == 422
+    assert answer.json()["error"]["param"] == "input.text"
+
+
+async def test_a_wrapper_cut_by_max_tokens_is_a_502_with_the_raw_output(fake_http: httpx.AsyncClient) -> None:
+    answer = await fake_http.post(
+        "/v1/wrappers/contact/invoke",
+        json={"input": {"text": "Ada"}, "options": {"max_tokens": 2}},
+    )
+    assert answer.status_code == 502
+    assert answer.json()["error"]["code"] == "output_truncated"
+
+
+class City(BaseModel):
+    name: str
+    population: int
+
+
+async def test_chat_parse_returns_a_valid_object(fake_openai: openai.AsyncOpenAI) -> None:
+    completion = await fake_openai.chat.completions.parse(
+        model=MODEL, messages=[{"role": "user", "content": "A city?"}], response_format=City, max_tokens=200
+    )
+    assert isinstance(completion.choices[0].message.parsed, City)
+    assert completion.usage is not None and completion.usage.prompt_tokens > 0
+
+
+async def test_chat_max_tokens_finishes_with_length(fake_openai: openai.AsyncOpenAI) -> None:
+    completion = await fake_openai.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2, n=2
+    )
+    assert [c.finish_reason for c in completion.choices] == ["length", "length"]
+    assert completion.usage is not None and completion.usage.completion_tokens == 4
+
+
+async def test_chat_stream_sends_role_text_finish_and_usage(fake_openai: openai.AsyncOpenAI) -> None:
+    stream = await fake_openai.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=50,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == len(text)
+    assert len({chunk.id for chunk in chunks}) == 1
+
+
+async def test_wrapper_as_a_chat_model_answers_its_output_json(fake_openai: openai.AsyncOpenAI) -> None:
+    completion = await fake_openai.chat.completions.create(
+        model="wrapper:sentiment", messages=[{"role": "user", "content": "Great!"}]
+    )
+    assert json.loads(completion.choices[0].message.content or "")["label"] in {
+        "positive",
+        "negative",
+        "neutral",
+    }
+    assert completion.model.startswith("wrapper:sentiment@")
+
+
+async def test_unknown_model_and_bad_values_are_typed_errors(fake_openai: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.NotFoundError):
+        await fake_openai.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.BadRequestError) as caught:
+        await fake_openai.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], temperature=5
+        )
+    assert "temperature" in str(caught.value)
+
+
+async def test_completions_number_choices_per_prompt(fake_openai: openai.AsyncOpenAI) -> None:
+    completion = await fake_openai.completions.create(model=MODEL, prompt=["a", "b"], n=2, max_tokens=5)
+    assert sorted(c.index for c in completion.choices) == [0, 1, 2, 3]
+
+
+async def test_engine_queue_is_empty_after_the_calls(fake_http: httpx.AsyncClient) -> None:
+    metrics = (await fake_http.get("/metrics")).text
+    depth = next(line for line in metrics.splitlines() if line.startswith("wrapserve_engine_queue_depth"))
+    assert depth.split()[-1] in {"0", "0.0"}
