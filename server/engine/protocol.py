@@ -56,8 +56,8 @@ class Sampling:
 class Constraint:
     """What the output must match, enforced token by token by the engine's grammar backend."""
 
-    kind: Literal["regex", "json", "choice"]
-    spec: str  # a regex, a JSON Schema document, or a JSON list of choices
+    kind: Literal["regex"]
+    spec: str  # a regular expression the whole answer must match
 
 
 @dataclass(frozen=True, slots=True)

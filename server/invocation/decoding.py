@@ -25,6 +25,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -36,7 +37,16 @@ from server.structured.forced import ForcedPrefix, split_forced_prefix
 from server.structured.grammar import CompiledGrammar, schema_key
 from wrappers.errors import BadRequest
 
-__all__ = ["ChoiceField", "DecodeMode", "DecodeSettings", "Decoded", "Decoder", "choice_field"]
+__all__ = [
+    "ChoiceField",
+    "DecodeMode",
+    "DecodePlan",
+    "DecodeSettings",
+    "DecodeWay",
+    "Decoded",
+    "Decoder",
+    "choice_field",
+]
 
 DecodeMode = Literal["auto", "score", "generate", "plain"]
 
@@ -56,9 +66,16 @@ class Decoded:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
-    mode: str
     scores: dict[str, float] | None = None
     cached_prompt_tokens: int = 0
+
+
+class DecodeWay(StrEnum):
+    """A concrete way of answering one call (``auto`` resolved)."""
+
+    SCORE = "score"
+    GENERATE = "generate"
+    PLAIN = "plain"
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,14 @@ class ChoiceField:
 
     def continuation(self, label: str) -> str:
         return json.dumps(label, ensure_ascii=False)[1:] + "}"
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """One call's decode plan, decided once: the way, and the labels when it scores them."""
+
+    way: DecodeWay
+    choice: ChoiceField | None = None
 
 
 def choice_field(schema: dict[str, Any]) -> ChoiceField | None:
@@ -112,16 +137,19 @@ class Decoder:
         self._choice_grammars: OrderedDict[str, CompiledGrammar] = OrderedDict()
         self._cache_entries = cache_entries
 
-    def scores(self, mode: DecodeMode, schema: dict[str, Any]) -> bool:
-        """Whether this call is answered by scoring labels (then it needs no token grammar)."""
-        if mode == "score" and choice_field(schema) is None:
+    def plan(self, mode: DecodeMode, schema: dict[str, Any]) -> DecodePlan:
+        """How this call is answered, decided once: ``auto`` becomes a concrete way."""
+        field = choice_field(schema)
+        if mode == "score" and field is None:
             raise BadRequest(
                 "options.decode 'score' needs an output that is one label out of a set",
                 param="options.decode",
             )
-        return mode == "score" or (
-            mode == "auto" and self.settings.choice_scoring and choice_field(schema) is not None
-        )
+        if field is not None and (mode == "score" or (mode == "auto" and self.settings.choice_scoring)):
+            return DecodePlan(DecodeWay.SCORE, field)
+        if mode == "auto":
+            return DecodePlan(DecodeWay.GENERATE if self.settings.forced_prefix else DecodeWay.PLAIN)
+        return DecodePlan(DecodeWay(mode))
 
     def choice_grammar(self, schema: dict[str, Any]) -> CompiledGrammar:
         """The validator for a scored choice output; no regex, since nothing is decoded."""
@@ -141,23 +169,9 @@ class Decoder:
             self._choice_grammars.popitem(last=False)
         return grammar
 
-    def resolve(self, mode: DecodeMode, grammar: CompiledGrammar) -> str:
-        if mode == "score":
-            if choice_field(grammar.schema) is None:
-                raise BadRequest(
-                    "options.decode 'score' needs an output that is one label out of a set",
-                    param="options.decode",
-                )
-            return "score"
-        if mode == "auto":
-            if self.settings.choice_scoring and choice_field(grammar.schema) is not None:
-                return "score"
-            return "generate" if self.settings.forced_prefix else "plain"
-        return mode
-
-    def constraint(self, grammar: CompiledGrammar, mode: str) -> tuple[str, Constraint]:
-        """(text put into the prompt, constraint on the rest) for a decoding mode."""
-        if mode == "generate":
+    def constraint(self, grammar: CompiledGrammar, way: DecodeWay) -> tuple[str, Constraint]:
+        """(text put into the prompt, constraint on the rest) for a decoding way."""
+        if way is DecodeWay.GENERATE:
             forced = _forced(grammar.regex)
             if forced and forced.remainder:
                 return forced.prefix, Constraint(kind="regex", spec=forced.remainder)
@@ -169,17 +183,14 @@ class Decoder:
         messages: Sequence[ChatMessage],
         grammar: CompiledGrammar,
         sampling: Sampling,
-        mode: DecodeMode = "auto",
+        plan: DecodePlan,
         user_head: str = "",
     ) -> Decoded:
         """``user_head``: the literal start of the user message every call of this wrapper shares."""
         align = user_head if self.settings.align_prefix else None
-        resolved = self.resolve(mode, grammar)
-        if resolved == "score":
-            field = choice_field(grammar.schema)
-            assert field is not None
-            return await self._score(engine, messages, field, sampling, align)
-        prefix, constraint = self.constraint(grammar, resolved)
+        if plan.choice is not None:
+            return await self._score(engine, messages, plan.choice, sampling, align)
+        prefix, constraint = self.constraint(grammar, plan.way)
         prompt = await engine.encode_chat(messages, assistant_prefix=prefix, align_through=align)
         check_prompt_fits(len(prompt), sampling.max_tokens, engine.info.max_model_len)
         result = await engine.generate(
@@ -191,7 +202,6 @@ class Decoder:
             finish_reason=choice.finish_reason,
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
-            mode=resolved,
             cached_prompt_tokens=result.cached_prompt_tokens,
         )
 
@@ -221,7 +231,6 @@ class Decoder:
             finish_reason="stop",
             prompt_tokens=len(prompt),
             completion_tokens=1,  # the one engine step that scored every label
-            mode="score",
             scores={name: round(p, 6) for name, p in zip(field.labels, probabilities, strict=True)},
             cached_prompt_tokens=scored.cached_prompt_tokens,
         )

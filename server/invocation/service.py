@@ -130,9 +130,6 @@ class WrapperService:
             repetition_penalty=wrapper.sampling.repetition_penalty,
         )
 
-    async def grammar_for(self, wrapper: type[Wrapper], data: BaseModel) -> CompiledGrammar:
-        return await self.grammars.compile(wrapper.output_schema(data))
-
     async def invoke(
         self,
         wrapper: type[Wrapper],
@@ -146,13 +143,14 @@ class WrapperService:
         sampling = self._sampling(wrapper, options)
         mode = options.decode if options is not None else "auto"
         schema = wrapper.output_schema(data)
-        if self.decoder.scores(mode, schema):  # scored labels need a validator, not a grammar
+        plan = self.decoder.plan(mode, schema)
+        if plan.choice is not None:  # scored labels need a validator, not a grammar
             grammar = self.decoder.choice_grammar(schema)
         else:
             grammar = await self.grammars.compile(schema)
         engine = engine or self._engine()
         messages = [ChatMessage(role=m.role, content=m.content) for m in wrapper.messages(data)]
-        decoded = await self.decoder.run(engine, messages, grammar, sampling, mode, wrapper.user_head())
+        decoded = await self.decoder.run(engine, messages, grammar, sampling, plan, wrapper.user_head())
         output = self._parse_output(wrapper, data, grammar, decoded.text, decoded.finish_reason)
         return Invocation(
             wrapper=wrapper,

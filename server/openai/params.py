@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from server.engine.protocol import ChatMessage, Sampling
 from server.limits import Limits, check_prompt_fits
-from server.openai.protocol import ChatMessageIn
+from server.openai.protocol import ChatMessageIn, StreamOptions, Usage
 from wrappers.errors import BadRequest, NotFound
 
 __all__ = [
@@ -20,10 +20,12 @@ __all__ = [
     "ModelNotFound",
     "chat_logprobs",
     "check_model",
+    "include_usage",
     "message_text",
     "resolve_max_tokens",
     "to_chat_messages",
     "to_sampling",
+    "usage",
 ]
 
 WRAPPER_PREFIX = "wrapper:"
@@ -42,6 +44,22 @@ def check_model(requested: str, loaded: str) -> None:
             f"and wrappers as '{WRAPPER_PREFIX}NAME' (see GET /v1/models)",
             param="model",
         )
+
+
+def include_usage(stream_options: StreamOptions | None) -> bool:
+    """Whether a stream ends with a usage chunk (``stream_options.include_usage``)."""
+    return bool(stream_options and stream_options.include_usage)
+
+
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int | None = None) -> Usage:
+    """OpenAI's usage object; ``cached_tokens`` (prompt tokens from the prefix cache) when known."""
+    details = None if cached_tokens is None else {"cached_tokens": cached_tokens}
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+        prompt_tokens_details=details,
+    )
 
 
 def _stop_sequences(stop: str | list[str] | None, limits: Limits) -> tuple[str, ...]:

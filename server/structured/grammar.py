@@ -132,9 +132,6 @@ class GrammarCompiler:
     def cache_bytes(self) -> int:
         return self._cache_bytes
 
-    def cached(self, schema: dict[str, Any]) -> CompiledGrammar | None:
-        return self._cache.get(schema_key(schema))
-
     async def compile(self, schema: Any) -> CompiledGrammar:
         if json_depth(schema) > 2 * self.limits.max_depth + 4:  # before anything recurses into it
             raise SchemaRejected(f"schema is nested deeper than {self.limits.max_depth} levels")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import logging
 import os
 import time
@@ -186,13 +185,7 @@ class VllmEngine:
     def _sampling_params(self, sampling: Sampling, constraint: Constraint | None, delta: bool) -> Any:
         from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
 
-        structured = None
-        if constraint is not None and constraint.kind == "choice":
-            structured = StructuredOutputsParams(choice=json.loads(constraint.spec))
-        elif constraint is not None and constraint.kind == "json":
-            structured = StructuredOutputsParams(json=constraint.spec)
-        elif constraint is not None:
-            structured = StructuredOutputsParams(regex=constraint.spec)
+        structured = None if constraint is None else StructuredOutputsParams(regex=constraint.spec)
         return SamplingParams(
             n=sampling.n,
             max_tokens=sampling.max_tokens,

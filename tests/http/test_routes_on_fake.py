@@ -123,3 +123,22 @@ async def test_engine_queue_is_empty_after_the_calls(fake_http: httpx.AsyncClien
     metrics = (await fake_http.get("/metrics")).text
     depth = next(line for line in metrics.splitlines() if line.startswith("wrapserve_engine_queue_depth"))
     assert depth.split()[-1] in {"0", "0.0"}
+
+
+async def test_a_wrapper_chat_call_is_labelled_with_its_wrapper(
+    fake_http: httpx.AsyncClient, fake_openai: openai.AsyncOpenAI
+) -> None:
+    def labelled(text: str) -> float:
+        return sum(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("wrapserve_requests_total{")
+            and 'route="/v1/chat/completions"' in line
+            and 'wrapper="sentiment"' in line
+        )
+
+    before = labelled((await fake_http.get("/metrics")).text)
+    await fake_openai.chat.completions.create(
+        model="wrapper:sentiment", messages=[{"role": "user", "content": "ok"}]
+    )
+    assert labelled((await fake_http.get("/metrics")).text) == before + 1

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from server.http.middleware.auth import check_wrapper_allowed
+from server.http.middleware.observe import note_wrapper
 from server.openai import params
 from server.openai.chat.serving import chat_completion_from, prepare_chat
 from server.openai.chat.stream import chat_chunks
@@ -26,17 +27,18 @@ async def create_chat_completion(
     body: ChatCompletionRequest, state: Annotated[ServerState, Depends(get_state)], request: Request
 ) -> Response:
     if body.model.startswith(params.WRAPPER_PREFIX):
-        name = body.model[len(params.WRAPPER_PREFIX) :].partition("@")[0]
+        ref = body.model[len(params.WRAPPER_PREFIX) :]
+        name = ref.partition("@")[0]
         check_wrapper_allowed(request, name)  # the per-key allow-list (server/http/middleware/auth.py)
-        return await wrapper_chat(body, state)
+        note_wrapper(request.scope, name)  # the metrics' wrapper label (only registered names count)
+        return await wrapper_chat(body, state, ref)
     params.check_model(body.model, state.manifest.id)
     engine = state.require_engine()
     prepared = await prepare_chat(body, state, engine)
     if body.stream:
         stream = engine.stream(prepared.request)
         first = await first_delta(stream)
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = chat_chunks(first, stream, prepared, include_usage=include_usage)
+        events = chat_chunks(first, stream, prepared, include_usage=params.include_usage(body.stream_options))
         return EventStream(prepared.request.request_id, events)
     result = await engine.generate(prepared.request)
     return JSONResponse(chat_completion_from(result, prepared).model_dump(mode="json"))

@@ -17,7 +17,6 @@ from server.openai.protocol import (
     ChatCompletion,
     ChatCompletionRequest,
     ChatMessageOut,
-    Usage,
 )
 from server.openai.structured import output_grammar
 from server.state import ServerState
@@ -100,10 +99,5 @@ def chat_completion_from(result: GenerationResult, prepared: PreparedChat) -> Ch
         created=int(time.time()),
         model=prepared.model,
         choices=[_choice(choice, prepared) for choice in result.choices],
-        usage=Usage(
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            total_tokens=result.prompt_tokens + result.completion_tokens,
-            prompt_tokens_details={"cached_tokens": result.cached_prompt_tokens},
-        ),
+        usage=params.usage(result.prompt_tokens, result.completion_tokens, result.cached_prompt_tokens),
     )

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from server.engine.protocol import StreamDelta
+from server.openai import params
 from server.openai.chat.serving import PreparedChat
 from server.openai.chat.tools import read_tool_calls
 from server.openai.logprobs import chat_logprobs_out
@@ -89,12 +90,7 @@ async def chat_chunks(
             yield chunk([choice])
         if include_usage:
             completion = sum(completion_tokens.values())
-            usage = Usage(
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion,
-                total_tokens=prompt_tokens + completion,
-            )
-            yield chunk([], usage)
+            yield chunk([], params.usage(prompt_tokens, completion))
     finally:
         closer = getattr(stream, "aclose", None)
         if closer is not None:

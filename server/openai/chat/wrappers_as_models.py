@@ -18,7 +18,14 @@ from typing import Any
 from fastapi.responses import JSONResponse, Response
 
 from server.invocation.service import InputInvalid, Invocation, InvokeOptions
-from server.openai.params import WRAPPER_PREFIX, ModelNotFound, message_text, to_sampling
+from server.openai.params import (
+    WRAPPER_PREFIX,
+    ModelNotFound,
+    include_usage,
+    message_text,
+    to_sampling,
+    usage,
+)
 from server.openai.protocol import (
     ChatChoice,
     ChatCompletion,
@@ -131,19 +138,13 @@ def _completion(invocation: Invocation) -> ChatCompletion:
                 index=0, message=ChatMessageOut(content=content), finish_reason=invocation.finish_reason
             )
         ],
-        usage=Usage(
-            prompt_tokens=invocation.prompt_tokens,
-            completion_tokens=invocation.completion_tokens,
-            total_tokens=invocation.prompt_tokens + invocation.completion_tokens,
-            prompt_tokens_details={"cached_tokens": invocation.cached_prompt_tokens},
-        ),
+        usage=usage(invocation.prompt_tokens, invocation.completion_tokens, invocation.cached_prompt_tokens),
         system_fingerprint=wrapper.fingerprint(),
     )
 
 
-async def wrapper_chat(body: ChatCompletionRequest, state: ServerState) -> Response:
-    """Run the wrapper named by ``body.model`` on the last user message."""
-    ref = body.model[len(WRAPPER_PREFIX) :]
+async def wrapper_chat(body: ChatCompletionRequest, state: ServerState, ref: str) -> Response:
+    """Run the wrapper ``ref`` (``body.model`` less its ``wrapper:`` prefix) on the last user message."""
     try:
         wrapper = state.wrappers.registry.resolve(ref)
     except NotFound as error:
@@ -155,6 +156,5 @@ async def wrapper_chat(body: ChatCompletionRequest, state: ServerState) -> Respo
     invocation = await state.wrappers.invoke(wrapper, wrapper_input(wrapper, body), options)
     completion = _completion(invocation)
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return EventStream(completion.id, _one_chunk_stream(completion, include_usage))
+        return EventStream(completion.id, _one_chunk_stream(completion, include_usage(body.stream_options)))
     return JSONResponse(completion.model_dump(mode="json"))

@@ -21,7 +21,7 @@ from server.engine.protocol import Engine, GenerationRequest, GenerationResult, 
 from server.limits import Limits
 from server.openai import params
 from server.openai.logprobs import completion_logprobs_out
-from server.openai.protocol import Completion, CompletionChoice, CompletionRequest, Usage
+from server.openai.protocol import Completion, CompletionChoice, CompletionRequest
 from server.openai.streaming import EventStream, first_delta
 from server.openai.structured import output_grammar
 from server.state import ServerState, get_state
@@ -51,14 +51,6 @@ async def _prompts(body: CompletionRequest, engine: Engine, limits: Limits) -> l
     if any(not ids for ids in encoded):
         raise BadRequest("prompt is empty", param="prompt")
     return encoded
-
-
-def _usage(prompt_tokens: int, completion_tokens: int) -> Usage:
-    return Usage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        total_tokens=prompt_tokens + completion_tokens,
-    )
 
 
 async def _prepare(body: CompletionRequest, state: ServerState, engine: Engine) -> list[GenerationRequest]:
@@ -115,7 +107,7 @@ def _completion(
         created=int(time.time()),
         model=model,
         choices=choices,
-        usage=_usage(sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results)),
+        usage=params.usage(sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results)),
     )
 
 
@@ -155,7 +147,7 @@ async def _chunks(
             )
             yield Completion(id=stream_id, created=created, model=model, choices=[choice])
         if include_usage:
-            usage = _usage(len(request.prompt_token_ids), sum(produced.values()))
+            usage = params.usage(len(request.prompt_token_ids), sum(produced.values()))
             yield Completion(id=stream_id, created=created, model=model, choices=[], usage=usage)
     finally:
         closer = getattr(stream, "aclose", None)
@@ -184,7 +176,7 @@ async def create_completion(
     if body.stream:
         stream = engine.stream(requests[0])
         first = await first_delta(stream)
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        include_usage = params.include_usage(body.stream_options)
         events = _chunks(first, stream, requests[0], model, body.logprobs or 0, include_usage)
         return EventStream(requests[0].request_id, events)
     results = await _generate_all(engine, requests)
