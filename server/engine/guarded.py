@@ -10,7 +10,6 @@ in and out are counted for the metrics.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 from server.engine.admission import Admission
 from server.engine.protocol import (
@@ -18,6 +17,7 @@ from server.engine.protocol import (
     Engine,
     GenerationRequest,
     GenerationResult,
+    KvCacheReporter,
     Scores,
     StreamDelta,
 )
@@ -37,8 +37,9 @@ class GuardedEngine:
         self._metrics = metrics
         self.info = inner.info
 
-    def __getattr__(self, name: str) -> Any:  # engine-specific extras (kv_cache_usage, ...)
-        return getattr(self._inner, name)
+    def kv_cache_usage(self) -> float | None:
+        inner = self._inner
+        return inner.kv_cache_usage() if isinstance(inner, KvCacheReporter) else None
 
     async def encode_chat(
         self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_through: str | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
     "ChatMessage",
@@ -20,6 +20,7 @@ __all__ = [
     "GeneratedChoice",
     "GenerationRequest",
     "GenerationResult",
+    "KvCacheReporter",
     "Sampling",
     "Scores",
     "StreamDelta",
@@ -123,6 +124,15 @@ class EngineInfo:
     structured_output_backend: str
     startup_s: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class KvCacheReporter(Protocol):
+    """Optional: an engine that knows how full its KV cache is (for the metrics)."""
+
+    def kv_cache_usage(self) -> float | None:
+        """Share of the KV cache in use (0-1), None while unknown."""
+        ...
 
 
 class Engine(Protocol):

@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from server.engine.protocol import KvCacheReporter
+
 __all__ = ["Metrics", "router"]
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -36,7 +38,7 @@ class _LiveGauges(Collector):
         )
         if engine is not None:
             queue.add_metric([], engine.queue_depth())
-            usage = getattr(engine, "kv_cache_usage", lambda: None)()
+            usage = engine.kv_cache_usage() if isinstance(engine, KvCacheReporter) else None
             if usage is not None:
                 kv.add_metric([], usage)
         yield queue

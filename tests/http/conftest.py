@@ -33,7 +33,7 @@ async def fake_http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[h
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://fake", timeout=60) as client:
-            for _ in range(600):
+            for _ in range(3000):  # warm-up compiles every catalogue grammar first
                 if (await client.get("/health")).status_code == 200:
                     break
                 await asyncio.sleep(0.1)
