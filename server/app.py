@@ -12,8 +12,12 @@ from fastapi import FastAPI
 from models.manifest import ModelManifest
 from server.batches.jobs import BatchJobs
 from server.batches.store import BatchStore
+from server.engine.admission import Admission
+from server.engine.guarded import GuardedEngine
+from server.engine.protocol import Engine
 from server.http.errors import install_error_handlers
 from server.http.guards import install_guards
+from server.http.metrics import Metrics
 from server.openai import batches, files, models
 from server.openai.chat import router as chat
 from server.openai.completions import router as completions
@@ -36,24 +40,19 @@ async def _start_engine(state: ServerState) -> None:
     except asyncio.CancelledError:
         raise
     except Exception as error:
-        state.phase = "failed"
-        state.failure = (
-            error.message if isinstance(error, WrapserveError) else f"{type(error).__name__}: {error}"
-        )
-        log.error("engine start-up failed: %s", state.failure.replace(" See root cause above.", ""))
-        state.on_fatal()
+        reason = error.message if isinstance(error, WrapserveError) else f"{type(error).__name__}: {error}"
+        log.error("engine start-up failed: %s", reason.replace(" See root cause above.", ""))
+        state.lifecycle.fail(reason)
         return
     state.engine = engine
     try:
-        state.phase = "warming"
+        state.lifecycle.warming()
         warm = await state.wrappers.warm_up(engine)
     except WrapserveError as error:
-        state.phase = "failed"
-        state.failure = f"grammar warm-up failed: {error.message}"
-        log.error("%s", state.failure)
-        state.on_fatal()
+        log.error("grammar warm-up failed: %s", error.message)
+        state.lifecycle.fail(f"grammar warm-up failed: {error.message}")
         return
-    state.phase = "ready"
+    state.lifecycle.ready()
     log.info(
         "grammars compiled and warmed for %d wrappers in %.1fs (%d first calls run, %d failed)",
         len(state.registry),
@@ -77,26 +76,35 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
     if settings.wrappers_dir is not None:
         for wrapper in load_directory(settings.wrappers_dir):
             registry.add(wrapper)
+    # The composition root: everything the app holds is built here, once, and passed in.
+    admission = Admission(settings.limits)
+
+    async def start_guarded_engine() -> Engine:
+        # Every route's engine work queues behind one admission bound and is counted.
+        return GuardedEngine(await engine_factory(), admission, metrics)
+
     state = ServerState(
         settings=settings,
         manifest=manifest,
-        engine_factory=engine_factory,
+        engine_factory=start_guarded_engine,
         registry=registry,
-        grammars=GrammarCompiler(),
+        grammars=GrammarCompiler(on_compiled=lambda seconds: metrics.grammar_compile.observe(seconds)),
+        admission=admission,
     )
+    metrics = Metrics(lambda: state)  # reads the state's live gauges when scraped
     jobs = BatchJobs(BatchStore(settings.state_db), settings.limits, lambda name: name in registry.names())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         starting = asyncio.create_task(_start_engine(state), name="engine-start")
-        jobs.start(app, lambda: state.phase)  # resumes unfinished batch jobs once the engine is ready
+        jobs.start(app, state.lifecycle)  # resumes unfinished batch jobs once the engine is ready
         try:
             yield
         finally:
             # In-flight HTTP requests have been answered by now (uvicorn drains first).
-            state.phase = "draining" if state.phase == "ready" else state.phase
+            state.lifecycle.drain()
             await jobs.stop()
-            state.phase = "stopped" if state.phase != "failed" else "failed"
+            state.lifecycle.stop()
             starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await starting
@@ -112,7 +120,7 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
     app.state.wrapserve = state
     app.state.batches = jobs
     install_error_handlers(app)
-    install_guards(app, state)  # auth, body bound, disconnects, metrics, request ids
+    install_guards(app, state, metrics)  # auth, body bound, disconnects, metrics, request ids
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(wrappers.router)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 from fastapi import Request
 
@@ -17,6 +16,7 @@ from server.engine.admission import Admission
 from server.engine.protocol import Engine
 from server.invocation.decoding import DecodeSettings
 from server.invocation.service import WrapperService
+from server.lifecycle import Lifecycle, Phase
 from server.settings import Settings
 from server.structured.grammar import GrammarCompiler
 from wrappers.errors import EngineUnavailable
@@ -24,7 +24,6 @@ from wrappers.registry import WrapperRegistry
 
 __all__ = ["EngineFactory", "ServerState", "get_state"]
 
-Phase = Literal["starting", "warming", "ready", "draining", "failed", "stopped"]
 EngineFactory = Callable[[], Awaitable[Engine]]
 
 
@@ -35,15 +34,12 @@ class ServerState:
     engine_factory: EngineFactory
     registry: WrapperRegistry
     grammars: GrammarCompiler
+    admission: Admission
     engine: Engine | None = None
-    phase: Phase = "starting"
-    failure: str | None = None
-    on_fatal: Callable[[], None] = field(default=lambda: None)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
     wrappers: WrapperService = field(init=False)
-    admission: Admission = field(init=False)
 
     def __post_init__(self) -> None:
-        self.admission = Admission(self.settings.limits)
         self.wrappers = WrapperService(
             self.registry,
             self.grammars,
@@ -54,6 +50,14 @@ class ServerState:
             ),
             admission=self.admission,
         )
+
+    @property
+    def phase(self) -> Phase:
+        return self.lifecycle.phase
+
+    @property
+    def failure(self) -> str | None:
+        return self.lifecycle.failure
 
     def require_engine(self) -> Engine:
         """The engine, or a 503 that says why it cannot take work right now."""

@@ -16,6 +16,7 @@ from server.batches.dispatch import Dispatcher
 from server.batches.jsonl import BatchInputInvalid, is_allowed_url, parse_batch_file
 from server.batches.runner import BatchRunner
 from server.batches.store import BatchRecord, BatchStore, FileRecord
+from server.lifecycle import Lifecycle
 from server.limits import Limits
 from wrappers.errors import BadRequest, NotFound
 
@@ -43,7 +44,7 @@ class BatchJobs:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self, app: FastAPI, phase: Callable[[], str]) -> None:
+    def start(self, app: FastAPI, lifecycle: Lifecycle) -> None:
         """Start the runner; it waits for the engine before running anything."""
         if not self.run_jobs:
             return
@@ -52,7 +53,7 @@ class BatchJobs:
             self.store,
             self._dispatcher,
             in_flight=self.limits.max_batch_in_flight,
-            phase=phase,
+            lifecycle=lifecycle,
             known_wrapper=self._known_wrapper,
         )
         self._task = asyncio.create_task(self._runner.run(), name="batch-runner")

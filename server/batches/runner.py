@@ -18,6 +18,7 @@ from typing import Any
 from server.batches.dispatch import Dispatcher, LineResponse
 from server.batches.jsonl import wrapper_name
 from server.batches.store import BatchStore, PendingItem
+from server.lifecycle import Lifecycle
 
 __all__ = ["BatchRunner"]
 
@@ -37,13 +38,13 @@ class BatchRunner:
         dispatcher: Dispatcher,
         *,
         in_flight: int,
-        phase: Callable[[], str],
+        lifecycle: Lifecycle,
         known_wrapper: Callable[[str], bool],
     ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._in_flight = in_flight
-        self._phase = phase
+        self._lifecycle = lifecycle
         self._known_wrapper = known_wrapper
         self._wake = asyncio.Event()
         self._cancels: dict[str, asyncio.Event] = {}
@@ -67,7 +68,7 @@ class BatchRunner:
     # -- the loop ------------------------------------------------------------------------
 
     async def _engine_ready(self) -> bool:
-        while (phase := self._phase()) != "ready":
+        while (phase := self._lifecycle.phase) != "ready":
             if phase in ("failed", "stopped", "draining"):
                 return False
             await asyncio.sleep(READY_POLL_S)

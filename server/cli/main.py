@@ -129,8 +129,7 @@ def serve(
     def drain_on_signal(sig: int, frame: Any) -> None:
         # SIGTERM/SIGINT: /health says 503 and batch jobs stop taking lines, while uvicorn
         # stops accepting and waits for in-flight requests (timeout_graceful_shutdown).
-        if state.phase == "ready":
-            state.phase = "draining"
+        if state.lifecycle.drain():
             # What is being waited for, so an operator (and a test) sees it at once.
             logging.getLogger("wrapserve").info(
                 "draining: %d engine request(s) in flight, waiting up to %d s for them",
@@ -141,7 +140,7 @@ def serve(
 
     server.handle_exit = drain_on_signal  # type: ignore[method-assign]
 
-    state.on_fatal = stop
+    state.lifecycle.when_fatal(stop)
     logging.getLogger("wrapserve").info(
         "listening on http://%s:%d (model %s, engine starting)",
         settings.host,

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from server.engine.guarded import GuardedEngine
-from server.engine.protocol import Engine
 from server.http.metrics import Metrics
 from server.http.metrics import router as metrics_router
 from server.http.middleware.auth import ApiKeyMiddleware, KeyRing
@@ -22,20 +20,11 @@ from server.state import ServerState
 __all__ = ["install_guards"]
 
 
-def install_guards(app: FastAPI, state: ServerState) -> None:
+def install_guards(app: FastAPI, state: ServerState, metrics: Metrics) -> None:
     settings = state.settings
-    metrics = Metrics(lambda: state)
     keys = KeyRing(settings.api_keys, settings.key_wrappers)
     app.state.metrics = metrics
     app.state.keys = keys
-    state.grammars.on_compiled = metrics.grammar_compile.observe
-
-    start_engine = state.engine_factory
-
-    async def guarded_engine() -> Engine:
-        return GuardedEngine(await start_engine(), state.admission, metrics)
-
-    state.engine_factory = guarded_engine
     app.include_router(metrics_router)
     app.add_middleware(DisconnectMiddleware)
     app.add_middleware(BodyLimitMiddleware, limits=settings.limits)

@@ -111,7 +111,9 @@ def compact_regex(schema: Any, limits: GrammarLimits | None = None) -> str:
 class GrammarCompiler:
     """Compiles schemas once and keeps them in a bounded LRU (entries and bytes)."""
 
-    def __init__(self, limits: GrammarLimits | None = None) -> None:
+    def __init__(
+        self, limits: GrammarLimits | None = None, on_compiled: Callable[[float], None] | None = None
+    ) -> None:
         self.limits = limits or GrammarLimits()
         self._cache: OrderedDict[str, CompiledGrammar] = OrderedDict()
         self._cache_bytes = 0
@@ -123,7 +125,7 @@ class GrammarCompiler:
         self.hits = 0
         self.misses = 0
         # Told every fresh compile's duration in seconds (metrics); None = nobody listens.
-        self.on_compiled: Callable[[float], None] | None = None
+        self.on_compiled = on_compiled
 
     def __len__(self) -> int:
         return len(self._cache)

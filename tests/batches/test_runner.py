@@ -16,9 +16,16 @@ from server.batches.jsonl import BatchLine
 from server.batches.runner import BatchRunner
 from server.batches.store import BatchStore
 from server.http.errors import install_error_handlers
+from server.lifecycle import Lifecycle
 from wrappers.errors import BadRequest
 
 URL = "/v1/wrappers/echo/invoke"
+
+
+def _ready() -> Lifecycle:
+    lifecycle = Lifecycle()
+    lifecycle.ready()
+    return lifecycle
 
 
 def echo_app(calls: Counter[str], gate: asyncio.Event, free: int) -> FastAPI:
@@ -55,7 +62,7 @@ async def test_a_stopped_runner_resumes_without_losing_or_repeating(tmp_path: Pa
     gate = asyncio.Event()
     app = echo_app(calls, gate, free=10)
     runner = BatchRunner(
-        store, Dispatcher(app), in_flight=4, phase=lambda: "ready", known_wrapper=lambda n: True
+        store, Dispatcher(app), in_flight=4, lifecycle=_ready(), known_wrapper=lambda n: True
     )
     task = asyncio.create_task(runner.run())
     await wait_until(lambda: store.get_batch(batch.id).counts.done >= 7)
@@ -68,7 +75,7 @@ async def test_a_stopped_runner_resumes_without_losing_or_repeating(tmp_path: Pa
     assert before.status == "in_progress" and 7 <= before.counts.done < len(names)
     gate.set()
     runner = BatchRunner(
-        store, Dispatcher(app), in_flight=4, phase=lambda: "ready", known_wrapper=lambda n: True
+        store, Dispatcher(app), in_flight=4, lifecycle=_ready(), known_wrapper=lambda n: True
     )
     task = asyncio.create_task(runner.run())
     await wait_until(lambda: store.get_batch(batch.id).status == "completed")
@@ -93,7 +100,7 @@ async def test_cancel_aborts_running_lines_and_closes_with_what_finished(tmp_pat
     calls: Counter[str] = Counter()
     app = echo_app(calls, asyncio.Event(), free=5)  # the gate never opens: lines 6+ hang
     runner = BatchRunner(
-        store, Dispatcher(app), in_flight=3, phase=lambda: "ready", known_wrapper=lambda n: True
+        store, Dispatcher(app), in_flight=3, lifecycle=_ready(), known_wrapper=lambda n: True
     )
     task = asyncio.create_task(runner.run())
     await wait_until(lambda: store.get_batch(batch.id).counts.done == 5 and sum(calls.values()) == 8)
@@ -110,19 +117,19 @@ async def test_cancel_aborts_running_lines_and_closes_with_what_finished(tmp_pat
 async def test_a_batch_waits_for_the_engine(tmp_path: Path) -> None:
     store = BatchStore(tmp_path / "db.sqlite3")
     batch = store.create_batch(URL, "file-x", "24h", None, lines(["a"]))
-    phase = ["starting"]
+    lifecycle = Lifecycle()
     calls: Counter[str] = Counter()
     runner = BatchRunner(
         store,
         Dispatcher(echo_app(calls, asyncio.Event(), free=10)),
         in_flight=2,
-        phase=lambda: phase[0],
+        lifecycle=lifecycle,
         known_wrapper=lambda n: True,
     )
     task = asyncio.create_task(runner.run())
     await asyncio.sleep(1.2)  # several of the runner's readiness polls
     assert store.get_batch(batch.id).status == "validating" and not calls
-    phase[0] = "ready"
+    lifecycle.ready()
     await wait_until(lambda: store.get_batch(batch.id).status == "completed")
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -137,7 +144,7 @@ async def test_a_batch_whose_wrapper_disappeared_fails_validation(tmp_path: Path
         store,
         Dispatcher(echo_app(calls, asyncio.Event(), free=10)),
         in_flight=2,
-        phase=lambda: "ready",
+        lifecycle=_ready(),
         known_wrapper=lambda n: False,
     )
     task = asyncio.create_task(runner.run())
