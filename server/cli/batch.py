@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,26 +21,16 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from server.settings import Settings
+from server.cli.common import err, fail, settings_from
 from wrappers.errors import WrapserveError
 
 __all__ = ["batch_app", "register"]
 
 batch_app = typer.Typer(help="Batch files (OpenAI batch JSONL) offline.", no_args_is_help=True)
 
-err = Console(stderr=True)
-
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**{key: value for key, value in overrides.items() if value is not None})
-    except Exception as error:  # pydantic's ValidationError: bad env or flag values
-        _fail(f"invalid configuration: {error}", code=2)
+    fail(message, code)
 
 
 @batch_app.command("run")
@@ -63,7 +51,7 @@ def batch_run(
     from server.vllm.engine import VllmEngine
     from server.vllm.engine_log import divert_engine_output
 
-    settings = _settings(model=model, home=home, log_level="warning")
+    settings = settings_from(model=model, home=home, log_level="warning")
     try:
         manifests = ModelRegistry.load(*([settings.models_dir] if settings.models_dir else []))
         manifest = manifests.get(settings.model)

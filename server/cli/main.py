@@ -16,6 +16,7 @@ from rich.table import Table
 from models.manifest import ModelRegistry
 from models.resolve import is_present, model_location, resolve_weights
 from server.cli.batch import register as register_batch_commands
+from server.cli.common import fail, settings_from
 from server.cli.wrappers import register as register_wrapper_commands
 from server.settings import Settings
 from wrappers.errors import ConfigurationError, WrapserveError
@@ -28,19 +29,9 @@ app.add_typer(models_app, name="models")
 register_wrapper_commands(app)  # wrappers list, call, eval
 register_batch_commands(app)  # batch run
 
-err = Console(stderr=True)
-
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**{key: value for key, value in overrides.items() if value is not None})
-    except Exception as error:  # pydantic's ValidationError: bad env or flag values
-        _fail(f"invalid configuration: {' '.join(str(error).split())}")
+    fail(message, code)
 
 
 def _registry(settings: Settings) -> ModelRegistry:
@@ -86,7 +77,7 @@ def serve(
     from server.vllm.engine import VllmEngine
     from server.vllm.engine_log import divert_engine_output, engine_failure_cause
 
-    settings = _settings(
+    settings = settings_from(
         host=host,
         port=port,
         model=model,
@@ -164,7 +155,7 @@ def _folder_size(folder: Path) -> str:
 @models_app.command("list")
 def models_list(home: Annotated[Path | None, typer.Option(help="WRAPSERVE_HOME")] = None) -> None:
     """Every known model: size, where its weights are, whether they are present."""
-    settings = _settings(home=home)
+    settings = settings_from(home=home)
     table = Table("model", "parameters", "context", "size on disk", "present", "where")
     for manifest in _registry(settings):
         location = model_location(manifest, settings.weights_path)
@@ -186,7 +177,7 @@ def models_prepare(
     home: Annotated[Path | None, typer.Option(help="WRAPSERVE_HOME")] = None,
 ) -> None:
     """Make a model's weights ready on local disk (converts the embedded model once)."""
-    settings = _settings(home=home)
+    settings = settings_from(home=home)
     try:
         path = resolve_weights(_registry(settings).get(name), settings.weights_path)
     except ConfigurationError as error:

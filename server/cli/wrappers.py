@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from server.settings import Settings
+from server.cli.common import fail, settings_from
 from wrappers.catalogue import BUILTINS
 from wrappers.client import WrapserveClient
 from wrappers.errors import WrapserveError
@@ -28,7 +27,6 @@ __all__ = ["register", "wrappers_app"]
 
 wrappers_app = typer.Typer(help="Wrappers: the built-in catalogue and your own.", no_args_is_help=True)
 
-err = Console(stderr=True)
 
 Url = Annotated[
     str | None,
@@ -43,21 +41,13 @@ ApiKey = Annotated[
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**{key: value for key, value in overrides.items() if value is not None})
-    except Exception as error:  # pydantic's ValidationError: bad env or flag values
-        _fail(f"invalid configuration: {error}", code=2)
+    fail(message, code)
 
 
 def _url(url: str | None) -> str:
     if url:
         return url
-    settings = _settings()
+    settings = settings_from()
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
 
@@ -75,7 +65,7 @@ def wrappers_list(
     ] = None,
 ) -> None:
     """Every wrapper this installation offers (the catalogue plus your folder); no server needed."""
-    settings = _settings(wrappers_dir=wrappers_dir)
+    settings = settings_from(wrappers_dir=wrappers_dir)
     registry = WrapperRegistry(BUILTINS)
     try:
         user = load_directory(settings.wrappers_dir) if settings.wrappers_dir else []
@@ -132,7 +122,7 @@ def run_eval(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every failed case.")] = False,
 ) -> None:
     """Run golden examples against the served model: pass rates per wrapper@version, kept in SQLite."""
-    store = EvalStore(_settings(home=home).state_db)
+    store = EvalStore(settings_from(home=home).state_db)
     console = Console()
     try:
         with WrapserveClient(_url(url), api_key=api_key) as client:
