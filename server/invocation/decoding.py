@@ -29,12 +29,11 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any, Literal
 
-import jsonschema
-
 from server.engine.protocol import ChatMessage, Constraint, Engine, GenerationRequest, Sampling
 from server.limits import check_prompt_fits
 from server.structured.forced import ForcedPrefix, split_forced_prefix
 from server.structured.grammar import CompiledGrammar, schema_key
+from server.structured.policy import answer_validator
 from wrappers.errors import BadRequest
 
 __all__ = [
@@ -162,7 +161,7 @@ class Decoder:
             schema=schema,
             regex="",
             compile_ms=0.0,
-            validator=jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()),
+            validator=answer_validator(schema),
         )
         self._choice_grammars[key] = grammar
         while len(self._choice_grammars) > self._cache_entries:

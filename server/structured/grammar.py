@@ -30,12 +30,17 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
 from outlines.types import JsonSchema
 from outlines.types.dsl import to_regex
 
 from server.engine.protocol import Constraint
-from server.structured.policy import GrammarLimits, SchemaRejected, json_depth, prepare_schema
+from server.structured.policy import (
+    GrammarLimits,
+    SchemaRejected,
+    answer_validator,
+    json_depth,
+    prepare_schema,
+)
 
 __all__ = [
     "CompiledGrammar",
@@ -167,7 +172,7 @@ class GrammarCompiler:
             schema=schema,
             regex=regex,
             compile_ms=(time.perf_counter() - started) * 1000,
-            validator=jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()),
+            validator=answer_validator(schema),
         )
         self._remember(grammar)
         if self.on_compiled is not None:

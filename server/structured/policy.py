@@ -15,10 +15,15 @@ from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
 import jsonschema
+from referencing import Registry
 
 from wrappers.errors import BadRequest
 
-__all__ = ["GrammarLimits", "SchemaRejected", "json_depth", "prepare_schema"]
+__all__ = ["GrammarLimits", "SchemaRejected", "answer_validator", "json_depth", "prepare_schema"]
+
+# No resource outside the document: a ``$ref`` to a URL or a file is unresolvable, never
+# fetched or read (jsonschema, given no registry, still retrieves remote refs by default).
+_DOCUMENT_ONLY: Registry = Registry()
 
 # Annotations and structure outlines turns into an exact grammar.
 _ENFORCED = {
@@ -67,6 +72,14 @@ _INTEGER_BOUNDS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
 # Keys whose values are maps of name -> schema (not schemas themselves).
 _SCHEMA_MAPS = {"properties", "$defs", "definitions"}
 _SCHEMA_LISTS = {"anyOf", "oneOf", "prefixItems"}
+
+
+def answer_validator(schema: Any) -> jsonschema.Draft202012Validator:
+    """The validator answers are checked with: 2020-12, formats checked, and refs resolved
+    only inside ``schema`` itself."""
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.FormatChecker(), registry=_DOCUMENT_ONLY
+    )
 
 
 class SchemaRejected(BadRequest):

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+from referencing.exceptions import Unresolvable
 
 from server.engine.protocol import ChatMessage
 from server.openai.protocol import FunctionCall, FunctionDefinition, ToolCall, ToolChoice, ToolDefinition
+from server.structured.policy import answer_validator
 from wrappers.errors import BadRequest
 
 __all__ = ["ToolPlan", "call_schema", "plan_tools", "read_tool_calls", "tools_message", "with_tools"]
@@ -138,11 +140,12 @@ def with_tools(messages: list[ChatMessage], plan: ToolPlan) -> list[ChatMessage]
 
 
 def _valid_arguments(function: FunctionDefinition, arguments: Any) -> bool:
+    schema = function.parameters or _EMPTY_PARAMETERS
     try:
-        jsonschema.validate(arguments, function.parameters or _EMPTY_PARAMETERS)
-    except (jsonschema.ValidationError, jsonschema.SchemaError):
+        jsonschema.Draft202012Validator.check_schema(schema)
+        return bool(answer_validator(schema).is_valid(arguments))
+    except (jsonschema.SchemaError, Unresolvable, RecursionError):
         return False
-    return True
 
 
 def read_tool_calls(text: str, plan: ToolPlan) -> list[ToolCall] | None:
