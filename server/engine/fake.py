@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -90,8 +89,10 @@ def _constrained(constraint: Constraint, seed: int) -> Iterator[str]:
         raise BadRequest(f"the fake engine takes regex constraints, not {constraint.kind!r}")
     automaton = _automaton(constraint.spec)
     state = automaton.index.get_initial_state()
+    if state not in automaton.distance:
+        raise BadRequest("the output grammar accepts no text made of this engine's characters")
     step = 0
-    while automaton.distance.get(state, math.inf) > 0:
+    while automaton.distance[state] > 0:
         here = automaton.distance[state]
         options = [
             token
