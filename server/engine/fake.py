@@ -94,15 +94,15 @@ def _constrained(constraint: Constraint, seed: int) -> Iterator[str]:
     step = 0
     while automaton.distance[state] > 0:
         here = automaton.distance[state]
-        options = [
-            token
+        closer = {  # token -> the state it leads to, for tokens one step nearer an accepting state
+            token: target
             for token in automaton.index.get_allowed_tokens(state)
             if token != _EOS
-            and automaton.distance.get(automaton.index.get_next_state(state, token), here) < here
-        ]
-        token = min(options, key=lambda t: _hash(seed, step, t))
+            and automaton.distance.get(target := automaton.index.get_next_state(state, token), here) < here
+        }
+        token = min(closer, key=lambda t: _hash(seed, step, t))
         yield chr(token)
-        state = automaton.index.get_next_state(state, token)
+        state = closer[token]
         step += 1
 
 
