@@ -21,7 +21,7 @@ from server.http.metrics import Metrics
 from server.openai import batches, files, models
 from server.openai.chat import router as chat
 from server.openai.completions import router as completions
-from server.routes import health, wrappers
+from server.routes import health, schemas, wrappers
 from server.settings import Settings
 from server.state import EngineFactory, ServerState
 from server.structured.grammar import GrammarCompiler
@@ -124,6 +124,7 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(wrappers.router)
+    app.include_router(schemas.router)
     app.include_router(chat.router)
     app.include_router(completions.router)
     app.include_router(files.router)

@@ -23,6 +23,9 @@ class Limits(BaseModel):
     max_batch_file_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     max_batch_lines: int = Field(default=50_000, gt=0)
     max_batch_in_flight: int = Field(default=64, gt=0)
+    # Answers that fail their schema's validation are generated again this many times at
+    # most (with another seed) before the call answers 502 (server/structured/checked.py).
+    max_schema_resamples: int = Field(default=2, ge=0, le=8)
 
 
 class ContextOverflow(BadRequest):

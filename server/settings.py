@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     enforce_eager: bool | None = None
     max_num_seqs: int | None = Field(default=None, gt=0)
     engine_grammar_timeout_s: int = Field(default=30, gt=0)  # vLLM's grammar index budget
-    structured_output_backend: Literal["outlines", "xgrammar", "guidance"] = "outlines"
+    structured_output_backend: Literal["outlines", "xgrammar", "guidance"] = "guidance"
     tensor_parallel_size: int = Field(default=1, ge=1)
     pipeline_parallel_size: int = Field(default=1, ge=1)
     data_parallel_size: int = Field(default=1, ge=1)

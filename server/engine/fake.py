@@ -6,9 +6,12 @@ fast and without vLLM, and nothing in it is a canned answer.
 
 - A token is one character (its code point is its id); prompts are rendered with a
   plain role-tagged template.
-- Under a constraint, text is walked through the regex's automaton (outlines_core's
-  ``Index``, as vLLM's outlines backend does) along a shortest path to an accepting
-  state, ties broken by a seeded hash: every finished answer matches the constraint.
+- Under a regex constraint, text is walked through the regex's automaton (outlines_core's
+  ``Index``) along a shortest path to an accepting state, ties broken by a seeded hash.
+  Under a JSON Schema constraint, llguidance's matcher (as vLLM's guidance backend runs
+  it) masks a byte vocabulary each step, and the fake picks the allowed byte that closes
+  soonest (end, bracket, quote, comma) or else one by a seeded hash. Either way every
+  finished answer matches the constraint.
 - Without one, it writes seeded pseudo-words until its own end or ``max_tokens``.
 - ``max_tokens`` ends a choice with ``finish_reason: "length"``, a ``stop`` string with
   ``"stop"`` (the stop string left out), ``n`` gives ``n`` choices with seeds
@@ -20,12 +23,14 @@ fast and without vLLM, and nothing in it is a canned answer.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import hashlib
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import llguidance
 from outlines_core import Index, Vocabulary
 
 from server.engine.protocol import (
@@ -83,10 +88,63 @@ def _automaton(regex: str) -> _Automaton:
     return _Automaton(index, distance)
 
 
+class _ByteTokenizer:
+    """What ``llguidance.TokenizerWrapper`` reads: one token per byte, then the end token."""
+
+    def __init__(self) -> None:
+        self.eos_token_id = 256
+        self.bos_token_id = None
+        self.tokens = [bytes([value]) for value in range(256)] + [b"<eos>"]
+        self.special_token_ids = [256]
+
+    def __call__(self, text: str | bytes) -> list[int]:
+        return list(text if isinstance(text, bytes) else text.encode())
+
+
+@lru_cache(maxsize=1)
+def _byte_tokenizer() -> llguidance.LLTokenizer:
+    return llguidance.LLTokenizer(llguidance.TokenizerWrapper(_ByteTokenizer()))
+
+
+# Preferred bytes, in order: outside a string, close what is open; inside one, end it.
+_CLOSING = tuple(ord(char) for char in '}]",')
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+
+
+def _json_constrained(spec: str, seed: int) -> Iterator[str]:
+    """Characters an llguidance matcher over a byte vocabulary allows, closing soonest."""
+    tokenizer = _byte_tokenizer()
+    matcher = llguidance.LLMatcher(
+        tokenizer, llguidance.LLMatcher.grammar_from_json_schema(spec), log_level=0
+    )
+    if matcher.is_error():
+        raise BadRequest(f"the output grammar cannot be built: {matcher.get_error()}")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    step, in_string, escaped = 0, False, False
+    while not matcher.is_stopped():
+        mask = matcher.compute_bitmask()
+        allowed = [token for token in range(tokenizer.vocab_size) if mask[token // 8] >> (token % 8) & 1]
+        if not allowed or tokenizer.eos_token in allowed:
+            return
+        preferred = (_QUOTE,) if in_string and not escaped else () if in_string else _CLOSING
+        token = next((t for t in preferred if t in allowed), min(allowed, key=lambda t: _hash(seed, step, t)))
+        matcher.consume_token(token)
+        if escaped:
+            escaped = False
+        elif token == _BACKSLASH and in_string:
+            escaped = True
+        elif token == _QUOTE:
+            in_string = not in_string
+        if text := decoder.decode(bytes([token])):
+            yield text
+        step += 1
+
+
 def _constrained(constraint: Constraint, seed: int) -> Iterator[str]:
     """Characters along a shortest accepted path of the constraint's regex."""
-    if constraint.kind != "regex":
-        raise BadRequest(f"the fake engine takes regex constraints, not {constraint.kind!r}")
+    if constraint.kind == "json":
+        yield from _json_constrained(constraint.spec, seed)
+        return
     automaton = _automaton(constraint.spec)
     state = automaton.index.get_initial_state()
     if state not in automaton.distance:

@@ -57,8 +57,10 @@ class Sampling:
 class Constraint:
     """What the output must match, enforced token by token by the engine's grammar backend."""
 
-    kind: Literal["regex"]
-    spec: str  # a regular expression the whole answer must match
+    kind: Literal["regex", "json"]
+    # regex: a regular expression the whole answer must match; json: a JSON Schema (as
+    # JSON text) for llguidance, with its options in "x-guidance"
+    spec: str
 
 
 @dataclass(frozen=True, slots=True)

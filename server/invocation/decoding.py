@@ -22,7 +22,6 @@ import json
 import math
 import random
 import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,8 +31,7 @@ from typing import Any, Literal
 from server.engine.protocol import ChatMessage, Constraint, Engine, GenerationRequest, Sampling
 from server.limits import check_prompt_fits
 from server.structured.forced import ForcedPrefix, split_forced_prefix
-from server.structured.grammar import CompiledGrammar, schema_key
-from server.structured.policy import answer_validator
+from server.structured.grammar import CompiledGrammar
 from wrappers.errors import BadRequest
 
 __all__ = [
@@ -131,10 +129,8 @@ def _softmax(logprobs: Sequence[float]) -> list[float]:
 class Decoder:
     """Runs one call's decoding on the engine, the way the mode and settings say."""
 
-    def __init__(self, settings: DecodeSettings | None = None, cache_entries: int = 512) -> None:
+    def __init__(self, settings: DecodeSettings | None = None) -> None:
         self.settings = settings or DecodeSettings()
-        self._choice_grammars: OrderedDict[str, CompiledGrammar] = OrderedDict()
-        self._cache_entries = cache_entries
 
     def plan(self, mode: DecodeMode, schema: dict[str, Any]) -> DecodePlan:
         """How this call is answered, decided once: ``auto`` becomes a concrete way."""
@@ -150,27 +146,11 @@ class Decoder:
             return DecodePlan(DecodeWay.GENERATE if self.settings.forced_prefix else DecodeWay.PLAIN)
         return DecodePlan(DecodeWay(mode))
 
-    def choice_grammar(self, schema: dict[str, Any]) -> CompiledGrammar:
-        """The validator for a scored choice output; no regex, since nothing is decoded."""
-        key = schema_key(schema)
-        if (hit := self._choice_grammars.get(key)) is not None:
-            self._choice_grammars.move_to_end(key)
-            return hit
-        grammar = CompiledGrammar(
-            key=key,
-            schema=schema,
-            regex="",
-            compile_ms=0.0,
-            validator=answer_validator(schema),
-        )
-        self._choice_grammars[key] = grammar
-        while len(self._choice_grammars) > self._cache_entries:
-            self._choice_grammars.popitem(last=False)
-        return grammar
-
     def constraint(self, grammar: CompiledGrammar, way: DecodeWay) -> tuple[str, Constraint]:
         """(text put into the prompt, constraint on the rest) for a decoding way."""
-        if way is DecodeWay.GENERATE:
+        if grammar.constraint is None:
+            raise ValueError("a validator-only grammar cannot be decoded")
+        if way is DecodeWay.GENERATE and grammar.regex:
             forced = _forced(grammar.regex)
             if forced and forced.remainder:
                 return forced.prefix, Constraint(kind="regex", spec=forced.remainder)

@@ -144,10 +144,8 @@ class WrapperService:
         mode = options.decode if options is not None else "auto"
         schema = wrapper.output_schema(data)
         plan = self.decoder.plan(mode, schema)
-        if plan.choice is not None:  # scored labels need a validator, not a grammar
-            grammar = self.decoder.choice_grammar(schema)
-        else:
-            grammar = await self.grammars.compile(schema)
+        # Scored labels need a validator, not a grammar; decoded outputs prefer outlines' regex.
+        grammar = await self.grammars.compile(schema, prefer="validator" if plan.choice else "regex")
         engine = engine or self._engine()
         messages = [ChatMessage(role=m.role, content=m.content) for m in wrapper.messages(data)]
         decoded = await self.decoder.run(engine, messages, grammar, sampling, plan, wrapper.user_head())
@@ -225,7 +223,7 @@ class WrapperService:
         await asyncio.to_thread(self.grammars.warm_up)
         for wrapper in self.registry:
             if (schema := wrapper.static_schema()) is not None:  # also for decode modes not warmed
-                await self.grammars.compile(schema)
+                await self.grammars.compile(schema, prefer="regex")
         warmed = [wrapper for wrapper in self.registry if wrapper.examples]
 
         def first_call(wrapper: type[Wrapper]) -> Awaitable[Any]:

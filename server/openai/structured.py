@@ -10,31 +10,23 @@ from typing import Any
 
 from server.openai.chat.tools import ToolPlan
 from server.openai.protocol import ResponseFormat
-from server.structured.grammar import CompiledGrammar, GrammarCompiler, SchemaRejected
+from server.structured.grammar import CompiledGrammar, CompileMode, GrammarCompiler, SchemaRejected
 from wrappers.errors import BadRequest
 
-__all__ = ["JSON_OBJECT_SCHEMA", "output_grammar"]
+__all__ = ["JSON_OBJECT_SCHEMA", "compile_for", "output_grammar"]
 
-_SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean", "null"]}
-# json_object: any JSON object two levels deep. Unbounded nesting ({"type": "object"})
-# makes a grammar too large to build quickly; two levels cover what callers ask for.
-JSON_OBJECT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": {
-        "anyOf": [
-            _SCALAR,
-            {"type": "array", "items": _SCALAR},
-            {"type": "object", "additionalProperties": _SCALAR},
-        ]
-    },
-}
+# json_object: any JSON object (llguidance's grammar is lazy, so unbounded nesting is cheap).
+JSON_OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}
 
 
-async def _compile(grammars: GrammarCompiler, schema: Any, param: str) -> CompiledGrammar:
+async def compile_for(
+    grammars: GrammarCompiler, schema: Any, param: str, *, prefer: CompileMode = "json"
+) -> CompiledGrammar:
+    """Compile a schema a request sent; a refusal names the request field it came from."""
     try:
-        return await grammars.compile(schema)
+        return await grammars.compile(schema, prefer=prefer)
     except SchemaRejected as error:
-        raise SchemaRejected(error.message, param=param) from None
+        raise SchemaRejected(error.message, param=param, **error.details) from None
 
 
 async def output_grammar(
@@ -46,15 +38,15 @@ async def output_grammar(
     call has none).
     """
     if tools is not None and (schema := tools.schema) is not None:
-        return await _compile(grammars, schema, "tools")
+        return await compile_for(grammars, schema, "tools")
     if response_format is None or response_format.type == "text":
         return None
     if response_format.type == "json_object":
-        return await _compile(grammars, JSON_OBJECT_SCHEMA, "response_format")
+        return await compile_for(grammars, JSON_OBJECT_SCHEMA, "response_format")
     spec = response_format.json_schema
     if spec is None or spec.schema_ is None:
         raise BadRequest(
             "response_format of type json_schema needs json_schema.schema",
             param="response_format.json_schema",
         )
-    return await _compile(grammars, spec.schema_, "response_format.json_schema.schema")
+    return await compile_for(grammars, spec.schema_, "response_format.json_schema.schema")

@@ -1,19 +1,23 @@
-"""JSON Schema -> constrained-decoding grammar, through outlines, vetted and cached.
+"""JSON Schema -> constrained-decoding grammar and answer validator, vetted and cached.
 
-outlines turns a JSON Schema into a regular expression that vLLM's outlines backend
-enforces token by token. outlines silently ignores some keywords (numeric bounds,
-``uniqueItems``, ``multipleOf``...); a grammar that ignores a keyword cannot guarantee
-it, so such schemas are rejected here with a clear 400 instead, except where an exact
-rewrite exists (a small integer range becomes an enum). Every answer is still validated
-with ``jsonschema`` afterwards, as a second line of defence.
+One path for every schema (wrapper outputs, ``response_format``, tools): the keyword
+policy (``server/structured/policy.py``) classifies and vets it, then it is compiled into
+one of two grammar forms, both enforced by vLLM's guidance backend:
 
-Compilation runs off the event loop with a wall-clock budget, and results are kept in
-a bounded LRU keyed by the schema's canonical hash, so a flood of unique schemas
-cannot exhaust memory. Inside the same killable process the regex is also built into
-an automaton (outlines_core's ``Index`` over a small character vocabulary): patterns
-the engine cannot build (backreferences, lookaround) or whose automaton is too large
-(``(a|aa){1000}``, ``[a-z]{1,50000}``) are rejected with a 400 here, before they can
-occupy the engine's own grammar compiler.
+- ``regex``: outlines' regex, for schemas outlines enforces exactly, when asked for
+  (wrapper outputs: the forced opening of a regex goes into the prompt, see
+  ``server/structured/forced.py``, and label scoring reads it);
+- ``json``: llguidance's JSON Schema grammar, for everything else (numeric bounds of any
+  width, ``patternProperties``, ``allOf``, recursion...): it compiles in milliseconds.
+
+Every answer is then checked by ``validator`` (``server/structured/validation.py``)
+against the whole schema, validated-only keywords included.
+
+Compilation runs in a killable worker process with a wall-clock budget, and results are
+kept in a bounded LRU keyed by the schema's canonical hash and form, so a flood of unique
+schemas cannot exhaust memory. An outlines regex is also built into an automaton there
+(outlines_core's ``Index`` over a small character vocabulary): patterns whose automaton is
+too large (``(a|aa){1000}``) are refused before they can reach the engine.
 """
 
 from __future__ import annotations
@@ -28,47 +32,44 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any
-
-from outlines.types import JsonSchema
-from outlines.types.dsl import to_regex
+from typing import Any, Literal
 
 from server.engine.protocol import Constraint
-from server.structured.policy import (
-    GrammarLimits,
-    SchemaRejected,
-    answer_validator,
-    json_depth,
-    prepare_schema,
-)
+from server.structured.policy import GrammarLimits, KeywordUse, SchemaRejected, json_depth, plan_schema
+from server.structured.validation import AnswerValidator, SchemaInvalid
 
 __all__ = [
     "CompiledGrammar",
     "GrammarCompiler",
+    "GrammarForm",
     "GrammarLimits",
     "SchemaRejected",
     "compact_regex",
     "schema_key",
 ]
 
+GrammarForm = Literal["regex", "json"]
+# "validator": checked answers only, for outputs answered without decoding (scored labels).
+CompileMode = Literal["regex", "json", "validator"]
+
 
 @dataclass(frozen=True)
 class CompiledGrammar:
     key: str
     schema: dict[str, Any]
-    regex: str
+    constraint: Constraint | None  # None: validator only (nothing is decoded)
     compile_ms: float
-    validator: Any = field(repr=False, compare=False)
+    validator: AnswerValidator = field(repr=False, compare=False)
+    uses: tuple[KeywordUse, ...] = field(default=(), repr=False, compare=False)
+    warnings: tuple[str, ...] = ()
 
     @property
-    def constraint(self) -> Constraint:
-        return Constraint(kind="regex", spec=self.regex)
+    def regex(self) -> str:
+        """The outlines regex, '' when the grammar is in llguidance's JSON form."""
+        return self.constraint.spec if self.constraint and self.constraint.kind == "regex" else ""
 
     def validation_errors(self, value: Any) -> list[str]:
-        return [
-            f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
-            for error in self.validator.iter_errors(value)
-        ][:5]
+        return self.validator.errors(value)
 
 
 def schema_key(schema: Any) -> str:
@@ -81,10 +82,10 @@ class GrammarTooLarge(ValueError):
 
 
 def _vet_regex(regex: str, max_states: int) -> None:
-    """Build the regex's automaton the way the engine will, on a tiny vocabulary.
+    """Build the regex's automaton the way outlines does, on a tiny vocabulary.
 
     outlines_core raises ``ValueError`` for constructs it cannot build; the state count
-    bounds the engine's own index build (states x vocabulary) and its memory.
+    bounds the size of any index built from it.
     """
     from outlines_core import Index, Vocabulary
 
@@ -98,7 +99,10 @@ def _vet_regex(regex: str, max_states: int) -> None:
         )
 
 
-def _compile(prepared: dict[str, Any], max_states: int = 0) -> str:
+def _outlines_regex(prepared: dict[str, Any], max_states: int = 0) -> str:
+    from outlines.types import JsonSchema
+    from outlines.types.dsl import to_regex
+
     # Compact JSON: no free whitespace, so whitespace runaway cannot happen.
     regex = str(to_regex(JsonSchema(prepared, whitespace_pattern="")))
     if max_states:
@@ -106,11 +110,38 @@ def _compile(prepared: dict[str, Any], max_states: int = 0) -> str:
     return regex
 
 
+def _guidance_check(grammar_schema: str) -> list[str]:
+    """Build llguidance's grammar for the schema, as vLLM's guidance backend will; its
+    warnings, or ``ValueError`` with its error (unsatisfiable, unsupported...)."""
+    import llguidance
+
+    grammar = llguidance.LLMatcher.grammar_from_json_schema(grammar_schema)
+    is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, None)
+    if is_error:
+        raise ValueError(messages[0] if messages else "the grammar cannot be built")
+    return list(messages)
+
+
+def _compile(form: GrammarForm, payload: dict[str, Any], max_states: int = 0) -> tuple[str, list[str]]:
+    """(the engine's constraint spec, warnings) for one form; runs in a worker process."""
+    if form == "regex":
+        return _outlines_regex(payload, max_states), []
+    spec = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return spec, _guidance_check(spec)
+
+
 def compact_regex(schema: Any, limits: GrammarLimits | None = None) -> str:
-    """The compact regex the engine is given for ``schema``, checked as a call's schema is
-    (``SchemaRejected``), without the automaton-size vetting or the compile worker that
-    ``GrammarCompiler`` adds: for benchmarks and tests that need the regex itself."""
-    return _compile(prepare_schema(schema, limits or GrammarLimits()))
+    """The compact outlines regex of ``schema`` (``SchemaRejected`` unless outlines
+    enforces it exactly), without the automaton vetting or the worker of
+    ``GrammarCompiler``: for benchmarks and tests that need the regex itself."""
+    plan = plan_schema(schema, limits or GrammarLimits())
+    if plan.outlines is None:
+        raise SchemaRejected("outlines cannot enforce this schema exactly")
+    return _outlines_regex(plan.outlines)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0][:300]
 
 
 class GrammarCompiler:
@@ -139,10 +170,16 @@ class GrammarCompiler:
     def cache_bytes(self) -> int:
         return self._cache_bytes
 
-    async def compile(self, schema: Any) -> CompiledGrammar:
+    async def compile(self, schema: Any, *, prefer: CompileMode = "json") -> CompiledGrammar:
+        """The grammar and validator for ``schema``. ``prefer="regex"`` takes outlines'
+        regex where outlines enforces the schema exactly (wrapper outputs), else the JSON
+        form; ``"validator"`` checks the schema and builds only its validator."""
         if json_depth(schema) > 2 * self.limits.max_depth + 4:  # before anything recurses into it
             raise SchemaRejected(f"schema is nested deeper than {self.limits.max_depth} levels")
-        key = schema_key(schema)
+        try:
+            key = f"{prefer}:{schema_key(schema)}"
+        except UnicodeEncodeError:
+            raise SchemaRejected("the schema holds a lone surrogate (invalid Unicode)") from None
         if (hit := self._cache.get(key)) is not None:
             self._cache.move_to_end(key)
             self.hits += 1
@@ -153,7 +190,7 @@ class GrammarCompiler:
         future: asyncio.Future[CompiledGrammar] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            grammar = await self._compile_new(key, schema)
+            grammar = await self._compile_new(key, schema, prefer)
             future.set_result(grammar)
             return grammar
         except BaseException as error:
@@ -163,23 +200,34 @@ class GrammarCompiler:
         finally:
             del self._inflight[key]
 
-    async def _compile_new(self, key: str, schema: Any) -> CompiledGrammar:
+    async def _compile_new(self, key: str, schema: Any, prefer: CompileMode) -> CompiledGrammar:
         started = time.perf_counter()
-        prepared = prepare_schema(schema, self.limits)
-        regex = await self._run_compile(prepared)
+        plan = plan_schema(schema, self.limits)
+        try:
+            validator = await asyncio.to_thread(AnswerValidator, plan.validation)
+        except SchemaInvalid as error:
+            raise SchemaRejected(f"invalid JSON Schema: {error}") from None
+        constraint: Constraint | None = None
+        warnings: list[str] = []
+        if prefer != "validator":
+            form: GrammarForm = "regex" if prefer == "regex" and plan.outlines is not None else "json"
+            spec, warnings = await self._run_compile(form, plan.outlines if form == "regex" else plan.grammar)
+            constraint = Constraint(kind=form, spec=spec)
         grammar = CompiledGrammar(
             key=key,
             schema=schema,
-            regex=regex,
+            constraint=constraint,
             compile_ms=(time.perf_counter() - started) * 1000,
-            validator=answer_validator(schema),
+            validator=validator,
+            uses=plan.uses,
+            warnings=tuple(warnings),
         )
         self._remember(grammar)
         if self.on_compiled is not None:
             self.on_compiled(grammar.compile_ms / 1000)
         return grammar
 
-    async def _run_compile(self, prepared: dict[str, Any]) -> str:
+    async def _run_compile(self, form: GrammarForm, payload: Any) -> tuple[str, list[str]]:
         """Compile in the pool within the budget; a pool killed under us by another
         request's overrun is not this schema's fault, so that compile is retried once."""
         loop = asyncio.get_running_loop()
@@ -188,7 +236,7 @@ class GrammarCompiler:
             await self._start_workers(pool)
             try:
                 return await asyncio.wait_for(
-                    loop.run_in_executor(pool, _compile, prepared, self.limits.max_grammar_states),
+                    loop.run_in_executor(pool, _compile, form, payload, self.limits.max_grammar_states),
                     timeout=self.limits.compile_timeout_s,
                 )
             except TimeoutError:
@@ -210,19 +258,19 @@ class GrammarCompiler:
                 raise SchemaRejected(str(error)) from None
             except (ValueError, RecursionError, TypeError) as error:
                 raise SchemaRejected(
-                    f"schema cannot be compiled to a grammar: {str(error).splitlines()[0][:200]}"
+                    f"schema cannot be compiled to a grammar: {_first_line(error)}"
                 ) from None
         raise AssertionError("unreachable")
 
     def _remember(self, grammar: CompiledGrammar) -> None:
-        size = len(grammar.regex) * 2 + len(json.dumps(grammar.schema))
+        size = _size(grammar)
         if size > self.limits.cache_bytes:
             return
         self._cache[grammar.key] = grammar
         self._cache_bytes += size
         while len(self._cache) > self.limits.cache_entries or self._cache_bytes > self.limits.cache_bytes:
             _, evicted = self._cache.popitem(last=False)
-            self._cache_bytes -= len(evicted.regex) * 2 + len(json.dumps(evicted.schema))
+            self._cache_bytes -= _size(evicted)
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -237,7 +285,9 @@ class GrammarCompiler:
         if self._started_pool is pool:
             return
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(pool, _compile, {"type": "boolean"}) for _ in range(2)))
+        await asyncio.gather(
+            *(loop.run_in_executor(pool, _compile, "regex", {"type": "boolean"}) for _ in range(2))
+        )
         self._started_pool = pool
 
     def _kill_pool(self, pool: ProcessPoolExecutor) -> None:
@@ -251,9 +301,14 @@ class GrammarCompiler:
 
     def warm_up(self) -> None:
         """Start the worker processes now, so the first request does not pay for it."""
-        self._get_pool().submit(_compile, {"type": "boolean"}).result()
+        self._get_pool().submit(_compile, "regex", {"type": "boolean"}).result()
 
     def shutdown(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def _size(grammar: CompiledGrammar) -> int:
+    spec = grammar.constraint.spec if grammar.constraint else ""
+    return len(spec) * 2 + len(json.dumps(grammar.schema))

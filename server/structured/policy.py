@@ -1,32 +1,255 @@
-"""Which JSON Schemas the grammar can enforce: keyword policy, vetting and rewrites.
+"""A JSON Schema read against the keyword table: what the grammar holds, what is validated.
 
-``prepare_schema`` checks every keyword of a schema (and the patterns and sizes that could
-make a grammar or its validation blow up) and returns the private copy the grammar is
-compiled from; anything the grammar cannot enforce is refused with a 400 naming its path.
+``plan_schema`` walks every subschema (and every subschema a ``$ref`` points at, wherever
+it sits), classifies each keyword by ``server/structured/keywords.py``, refuses with a 400
+naming the path what can be neither held nor validated, and returns three forms:
+
+- ``grammar``: for llguidance's JSON Schema grammar (vLLM's ``guidance`` backend): the
+  validated-only keywords and annotation formats left out, compact JSON required;
+- ``validation``: what every answer is checked against (annotation formats left out, as
+  2020-12 treats them; everything else as sent);
+- ``outlines``: for outlines' regex compiler, only when outlines enforces the schema
+  exactly (its keyword subset, small integer ranges spelled out as enums), else None.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
-import jsonschema
-from referencing import Registry
-
+from server.structured.keywords import (
+    GRAMMAR_FORMATS,
+    KEYWORDS,
+    SCHEMA_LIST_KEYWORDS,
+    SCHEMA_MAP_KEYWORDS,
+    SCHEMA_VALUE_KEYWORDS,
+    Enforcement,
+    enforcement_of,
+)
 from wrappers.errors import BadRequest
 
-__all__ = ["GrammarLimits", "SchemaRejected", "answer_validator", "json_depth", "prepare_schema"]
+__all__ = ["GrammarLimits", "KeywordUse", "SchemaPlan", "SchemaRejected", "json_depth", "plan_schema"]
 
-# No resource outside the document: a ``$ref`` to a URL or a file is unresolvable, never
-# fetched or read (jsonschema, given no registry, still retrieves remote refs by default).
-_DOCUMENT_ONLY: Registry = Registry()
 
-# Annotations and structure outlines turns into an exact grammar.
-_ENFORCED = {
+class SchemaRejected(BadRequest):
+    code = "unsupported_schema"
+
+
+@dataclass(frozen=True)
+class GrammarLimits:
+    max_schema_bytes: int = 256_000
+    max_depth: int = 32
+    max_enum_values: int = 1_000
+    max_enum_chars: int = 20_000
+    max_integer_range: int = 1_000  # widest integer range outlines' form spells out as an enum
+    compile_timeout_s: float = 5.0
+    max_grammar_states: int = 5_000  # of an outlines regex's automaton, on a small vocabulary
+    cache_entries: int = 512
+    cache_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class KeywordUse:
+    path: str
+    keyword: str
+    enforcement: Enforcement
+
+
+@dataclass(frozen=True)
+class SchemaPlan:
+    grammar: dict[str, Any]
+    validation: dict[str, Any]
+    outlines: dict[str, Any] | None
+    uses: tuple[KeywordUse, ...]
+
+    @property
+    def validated_only(self) -> bool:
+        return any(use.enforcement is Enforcement.VALIDATED for use in self.uses)
+
+
+_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
+# llguidance's options, fixed for every schema (a client's own "x-guidance" is dropped):
+# compact JSON, so whitespace cannot run away; oneOf held as anyOf, exclusivity validated.
+_GUIDANCE_OPTIONS = {"whitespace_flexible": False, "coerce_one_of": True, "lenient": False}
+
+
+def json_depth(value: Any) -> int:
+    """Container nesting of a JSON value, measured without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _pointer(root: Any, ref: str, path: str) -> Any:
+    """The node a local ``$ref`` ("#" or "#/a/b") points at, or a 400."""
+    if ref == "#":
+        return root
+    if not ref.startswith("#/"):
+        raise SchemaRejected(
+            f"{path}/$ref: {ref[:100]!r} is not a reference inside the schema ('#/...'); "
+            "nothing outside the document is fetched or read"
+        )
+    node = root
+    for raw in ref[2:].split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise SchemaRejected(f"{path}/$ref: {ref[:100]!r} points at nothing in the schema")
+    return node
+
+
+def _children(node: dict[str, Any], path: str) -> Iterator[tuple[str, Any]]:
+    for key, value in node.items():
+        if key in SCHEMA_MAP_KEYWORDS and isinstance(value, dict):
+            for name, sub in value.items():
+                yield f"{path}/{key}/{name}", sub
+        elif key in SCHEMA_LIST_KEYWORDS and isinstance(value, list):
+            for index, sub in enumerate(value):
+                yield f"{path}/{key}/{index}", sub
+        elif key in SCHEMA_VALUE_KEYWORDS:
+            if isinstance(value, list):  # draft-07 tuple ``items``
+                for index, sub in enumerate(value):
+                    yield f"{path}/{key}/{index}", sub
+            else:
+                yield f"{path}/{key}", value
+        elif key == "dependencies" and isinstance(value, dict):
+            for name, sub in value.items():
+                if isinstance(sub, dict):
+                    yield f"{path}/{key}/{name}", sub
+
+
+def _schemas(root: Any, limits: GrammarLimits) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, node) for every object subschema, each once, ``$ref`` targets included.
+
+    A generator, so a caller may edit a node before its children are read."""
+    seen: set[int] = set()
+    stack: list[tuple[str, Any, int]] = [("#", root, 0)]
+    while stack:
+        path, node, depth = stack.pop()
+        if isinstance(node, bool):
+            continue
+        if not isinstance(node, dict):
+            raise SchemaRejected(f"{path}: a schema must be a JSON object or a boolean")
+        if depth > limits.max_depth:
+            raise SchemaRejected(f"schema is nested deeper than {limits.max_depth} levels at {path}")
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        yield path, node
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            stack.append((ref if ref.startswith("#") else path, _pointer(root, ref, path), depth + 1))
+        elif ref is not None:
+            raise SchemaRejected(f"{path}/$ref: must be a string")
+        stack.extend((child_path, child, depth + 1) for child_path, child in _children(node, path))
+
+
+def _check_node(path: str, node: dict[str, Any], limits: GrammarLimits) -> list[KeywordUse]:
+    uses = []
+    for key, value in node.items():
+        enforcement = enforcement_of(key)
+        if key == "format":
+            if not isinstance(value, str):
+                raise SchemaRejected(f"{path}/format: must be a string")
+            enforcement = Enforcement.GRAMMAR if value in GRAMMAR_FORMATS else Enforcement.ANNOTATION
+        if enforcement is Enforcement.REFUSED:
+            raise SchemaRejected(
+                f"{path}: the keyword {key!r} cannot be enforced ({KEYWORDS[key][1]}); remove it",
+                keyword=key,
+                path=path,
+            )
+        if enforcement is not Enforcement.ANNOTATION:
+            uses.append(KeywordUse(path, key, enforcement))
+    types = node.get("type")
+    for name in types if isinstance(types, list) else [types] if types is not None else []:
+        if name not in _TYPES:
+            raise SchemaRejected(f"{path}/type: unknown type {name!r}")
+    if "enum" in node:
+        values = node["enum"]
+        if not isinstance(values, list) or not values:
+            raise SchemaRejected(f"{path}/enum: must be a non-empty list; no answer can match an empty enum")
+        if len(values) > limits.max_enum_values or len(json.dumps(values)) > limits.max_enum_chars:
+            raise SchemaRejected(
+                f"{path}/enum: too large (at most {limits.max_enum_values} values, "
+                f"{limits.max_enum_chars} characters)"
+            )
+    return uses
+
+
+def _check_ref_chain(root: dict[str, Any], node: dict[str, Any], path: str) -> None:
+    """Refuse ``$ref``s that only lead to each other (``a -> b -> a``): no schema at the end."""
+    chain = {id(node)}
+    while isinstance(node, dict) and isinstance(ref := node.get("$ref"), str):
+        if (
+            set(node)
+            - {"$ref", "$defs", "definitions"}
+            - {k for k in node if enforcement_of(k) is Enforcement.ANNOTATION}
+        ):
+            return  # the node constrains something itself
+        node = _pointer(root, ref, path)
+        if id(node) in chain:
+            raise SchemaRejected(f"{path}/$ref: a cycle of references that never reaches a schema")
+        chain.add(id(node))
+
+
+def _for_grammar(root: dict[str, Any], limits: GrammarLimits) -> dict[str, Any]:
+    """Leave out what the grammar does not hold; set llguidance's options."""
+    for _, node in _schemas(root, limits):
+        for key in [k for k in node if enforcement_of(k) is Enforcement.VALIDATED or k == "x-guidance"]:
+            del node[key]
+        if isinstance(node.get("format"), str) and node["format"] not in GRAMMAR_FORMATS:
+            del node["format"]
+    root["x-guidance"] = dict(_GUIDANCE_OPTIONS)
+    return root
+
+
+def _for_validation(root: dict[str, Any], limits: GrammarLimits) -> dict[str, Any]:
+    for _, node in _schemas(root, limits):
+        if isinstance(node.get("format"), str) and node["format"] not in GRAMMAR_FORMATS:
+            del node["format"]
+    return root
+
+
+def plan_schema(schema: Any, limits: GrammarLimits) -> SchemaPlan:
+    """Check every keyword against the table; return the schema's three forms."""
+    if not isinstance(schema, dict):
+        raise SchemaRejected("the schema must be a JSON object")
+    # Depth first: everything below walks the schema, and a deep enough one would exhaust it.
+    if json_depth(schema) > 2 * limits.max_depth + 4:
+        raise SchemaRejected(f"schema is nested deeper than {limits.max_depth} levels")
+    try:
+        raw = json.dumps(schema, ensure_ascii=False)
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SchemaRejected("the schema holds a lone surrogate (invalid Unicode)") from None
+    if len(raw) > limits.max_schema_bytes:
+        raise SchemaRejected(f"schema is {len(raw)} bytes; the limit is {limits.max_schema_bytes}")
+    uses: list[KeywordUse] = []
+    for path, node in _schemas(schema, limits):
+        uses.extend(_check_node(path, node, limits))
+        _check_ref_chain(schema, node, path)
+    return SchemaPlan(
+        grammar=_for_grammar(json.loads(raw), limits),
+        validation=_for_validation(json.loads(raw), limits),
+        outlines=outlines_form(json.loads(raw), limits),
+        uses=tuple(uses),
+    )
+
+
+# -- outlines' exact subset --------------------------------------------------------------
+
+# What outlines' JSON Schema compiler turns into an exact regex (checked against its
+# source); anything else goes to llguidance instead.
+_OUTLINES_EXACT = {
     "type",
     "properties",
     "required",
@@ -47,214 +270,44 @@ _ENFORCED = {
     "maxLength",
     "format",
 }
-_ANNOTATIONS = {
-    "title",
-    "description",
-    "default",
-    "examples",
-    "$schema",
-    "$id",
-    "$comment",
-    "readOnly",
-    "writeOnly",
-    "deprecated",
-    "contentMediaType",
-    "contentEncoding",
-    "strict",
-}
-# Keywords from other vocabularies that say nothing about which answers are valid: draft-04's
-# ``id``, ajv-errors' ``errorMessage``, editors' ``markdownDescription``, and ``x-...``
-# extensions. They are dropped before compiling, like annotations, instead of rejected.
-_FOREIGN_ANNOTATIONS = {"id", "errorMessage", "markdownDescription"}
-_FORMATS = {"date-time", "date", "time", "uuid", "email", "uri"}
-_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
-_INTEGER_BOUNDS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
-# Keys whose values are maps of name -> schema (not schemas themselves).
-_SCHEMA_MAPS = {"properties", "$defs", "definitions"}
-_SCHEMA_LISTS = {"anyOf", "oneOf", "prefixItems"}
+_OUTLINES_FORMATS = {"date-time", "date", "time", "uuid", "email", "uri"}
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+_LOCAL_DEFINITIONS = ("#/$defs/", "#/definitions/")
 
 
-def answer_validator(schema: Any) -> jsonschema.Draft202012Validator:
-    """The validator answers are checked with: 2020-12, formats checked, and refs resolved
-    only inside ``schema`` itself."""
-    return jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.FormatChecker(), registry=_DOCUMENT_ONLY
-    )
-
-
-class SchemaRejected(BadRequest):
-    code = "unsupported_schema"
-
-
-@dataclass(frozen=True)
-class GrammarLimits:
-    max_schema_bytes: int = 64_000
-    max_depth: int = 32
-    max_enum_values: int = 1_000
-    max_enum_chars: int = 20_000
-    max_integer_range: int = 1_000
-    compile_timeout_s: float = 5.0
-    max_grammar_states: int = 5_000
-    cache_entries: int = 512
-    cache_bytes: int = 64 * 1024 * 1024
-
-
-def _walk(node: Any, path: str, depth: int, limits: GrammarLimits) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield (path, schema) for every subschema, rejecting what cannot be a schema."""
-    if depth > limits.max_depth:
-        raise SchemaRejected(f"schema is nested deeper than {limits.max_depth} levels at {path}")
-    if not isinstance(node, dict):
-        raise SchemaRejected(f"{path}: a schema must be a JSON object, got {json.dumps(node)[:60]}")
-    yield path, node
-    for key, value in node.items():
-        if key in _SCHEMA_MAPS:
-            if not isinstance(value, dict):
-                raise SchemaRejected(f"{path}/{key}: must be an object of schemas")
-            for name, sub in value.items():
-                yield from _walk(sub, f"{path}/{key}/{name}", depth + 1, limits)
-        elif key in _SCHEMA_LISTS:
-            if not isinstance(value, list) or not value:
-                raise SchemaRejected(f"{path}/{key}: must be a non-empty list of schemas")
-            for index, sub in enumerate(value):
-                yield from _walk(sub, f"{path}/{key}/{index}", depth + 1, limits)
-        elif key == "items" and value is not False:
-            yield from _walk(value, f"{path}/items", depth + 1, limits)
-        elif key == "additionalProperties" and isinstance(value, dict):
-            yield from _walk(value, f"{path}/additionalProperties", depth + 1, limits)
-
-
-def _rewrite_integer_bounds(node: dict[str, Any], path: str, limits: GrammarLimits) -> None:
-    """An integer range the grammar can enforce exactly: spell it out as an enum."""
-    bounds = {key: node[key] for key in _INTEGER_BOUNDS if key in node}
-    if not bounds:
-        return
-    if node.get("type") != "integer" or not all(isinstance(v, int) for v in bounds.values()):
-        raise SchemaRejected(
-            f"{path}: numeric bounds ({', '.join(sorted(bounds))}) can only be enforced on integers "
-            "with both ends bounded; use an integer range or an enum"
-        )
+def _integer_enum(node: dict[str, Any], limits: GrammarLimits) -> list[int] | None:
+    """A small two-sided integer range, spelled out (outlines ignores numeric bounds)."""
+    bounds = {key: node[key] for key in _BOUNDS if key in node}
+    if node.get("type") != "integer" or not all(type(v) is int for v in bounds.values()):
+        return None
     low = bounds.get("minimum", bounds.get("exclusiveMinimum"))
     high = bounds.get("maximum", bounds.get("exclusiveMaximum"))
     if low is None or high is None:
-        raise SchemaRejected(f"{path}: an integer bound on one side only cannot be enforced by the grammar")
+        return None
     low += 1 if "exclusiveMinimum" in bounds and "minimum" not in bounds else 0
     high -= 1 if "exclusiveMaximum" in bounds and "maximum" not in bounds else 0
-    if high < low:
-        raise SchemaRejected(f"{path}: the integer range is empty")
-    if high - low + 1 > limits.max_integer_range:
-        raise SchemaRejected(
-            f"{path}: integer range of {high - low + 1} values is too wide to enforce "
-            f"(at most {limits.max_integer_range})"
-        )
-    for key in bounds:
-        del node[key]
-    node["enum"] = list(range(low, high + 1))
+    if high < low or high - low + 1 > limits.max_integer_range:
+        return None
+    return list(range(low, high + 1))
 
 
-_REPEATS = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, sre_parse.POSSESSIVE_REPEAT}
-
-
-def _has_variable_repeat(items: Any) -> bool:
-    for op, arg in items:
-        if op in _REPEATS:
-            low, high, body = arg
-            if low != high or _has_variable_repeat(body):
-                return True
-        elif (op == sre_parse.SUBPATTERN and _has_variable_repeat(arg[-1])) or (
-            op == sre_parse.BRANCH and any(_has_variable_repeat(branch) for branch in arg[1])
-        ):
-            return True
-    return False
-
-
-def _check_pattern(pattern: Any, path: str) -> None:
-    """Reject nested variable quantifiers such as ``(a+)+b`` or ``(a{1,9})*``.
-
-    They are the classic catastrophic-backtracking shape: harmless to the grammar's
-    automaton but not to the backtracking ``re`` that validates answers against the
-    schema, nor to whoever reuses the schema elsewhere.
-    """
-    if not isinstance(pattern, str):
-        raise SchemaRejected(f"{path}/pattern: must be a string")
-    try:
-        parsed = sre_parse.parse(pattern)
-    except (re.error, RecursionError, OverflowError) as error:
-        raise SchemaRejected(f"{path}/pattern: invalid regular expression: {error}") from None
-
-    def walk(items: Any) -> None:
-        for op, arg in items:
-            if op in _REPEATS:
-                low, high, body = arg
-                if low != high and _has_variable_repeat(body):
-                    raise SchemaRejected(
-                        f"{path}/pattern: nested quantifiers (a repeated group that itself repeats, "
-                        "as in '(a+)+') are not accepted; they cause catastrophic backtracking"
-                    )
-                walk(body)
-            elif op == sre_parse.SUBPATTERN:
-                walk(arg[-1])
-            elif op == sre_parse.BRANCH:
-                for branch in arg[1]:
-                    walk(branch)
-
-    walk(parsed)
-
-
-def json_depth(value: Any) -> int:
-    """Container nesting of a JSON value, measured without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
-    return deepest
-
-
-def prepare_schema(schema: Any, limits: GrammarLimits) -> dict[str, Any]:
-    """Check every keyword can be enforced; return the schema the grammar is built from."""
-    if not isinstance(schema, dict):
-        raise SchemaRejected("the schema must be a JSON object")
-    # Depth first: the checks below recurse, and a deep enough schema would exhaust the stack.
-    if json_depth(schema) > 2 * limits.max_depth + 4:
-        raise SchemaRejected(f"schema is nested deeper than {limits.max_depth} levels")
-    raw = json.dumps(schema)
-    if len(raw) > limits.max_schema_bytes:
-        raise SchemaRejected(f"schema is {len(raw)} bytes; the limit is {limits.max_schema_bytes}")
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except RecursionError:
-        raise SchemaRejected("schema is too deeply nested or self-referential to check") from None
-    except jsonschema.SchemaError as error:
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        raise SchemaRejected(f"invalid JSON Schema at {where}: {error.message[:200]}") from None
-    prepared: dict[str, Any] = json.loads(raw)  # a private copy to rewrite
-    for path, node in _walk(prepared, "#", 0, limits):
-        for key in [k for k in node if k in _FOREIGN_ANNOTATIONS or k.startswith("x-")]:
+def outlines_form(root: dict[str, Any], limits: GrammarLimits) -> dict[str, Any] | None:
+    """``root`` rewritten for outlines when outlines enforces it exactly, else None."""
+    for _, node in _schemas(root, limits):
+        for key in [k for k in node if enforcement_of(k) is Enforcement.ANNOTATION and k != "format"]:
             del node[key]
-        for key in node:
-            if key in _ENFORCED or key in _ANNOTATIONS or key in _INTEGER_BOUNDS:
-                continue
-            raise SchemaRejected(
-                f"{path}: the keyword {key!r} cannot be enforced by the grammar; remove it or "
-                "express the constraint with supported keywords"
-            )
-        types = node.get("type")
-        for name in types if isinstance(types, list) else [types] if types else []:
-            if name not in _TYPES:
-                raise SchemaRejected(f"{path}: unknown type {name!r}")
-        if "pattern" in node:
-            _check_pattern(node["pattern"], path)
-        if "format" in node and node["format"] not in _FORMATS:
-            raise SchemaRejected(
-                f"{path}: format {node['format']!r} is not supported (supported: {', '.join(sorted(_FORMATS))})"
-            )
-        if "enum" in node:
-            values = node["enum"]
-            if len(values) > limits.max_enum_values or len(json.dumps(values)) > limits.max_enum_chars:
-                raise SchemaRejected(
-                    f"{path}: enum too large (at most {limits.max_enum_values} values, "
-                    f"{limits.max_enum_chars} characters)"
-                )
-        _rewrite_integer_bounds(node, path, limits)
-    return prepared
+        if any(key in node for key in _BOUNDS):
+            values = _integer_enum(node, limits)
+            if values is None:
+                return None
+            for key in _BOUNDS:
+                node.pop(key, None)
+            node["enum"] = values
+        if set(node) - _OUTLINES_EXACT or node.get("format", "date") not in _OUTLINES_FORMATS:
+            return None
+        ref = node.get("$ref")
+        if ref is not None and ref != "#" and not ref.startswith(_LOCAL_DEFINITIONS):
+            return None
+        if node.get("items") is False or isinstance(node.get("items"), list):
+            return None
+    return root

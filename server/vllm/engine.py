@@ -185,7 +185,11 @@ class VllmEngine:
     def _sampling_params(self, sampling: Sampling, constraint: Constraint | None, delta: bool) -> Any:
         from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
 
-        structured = None if constraint is None else StructuredOutputsParams(regex=constraint.spec)
+        structured = None
+        if constraint is not None and constraint.kind == "json":
+            structured = StructuredOutputsParams(json=constraint.spec)
+        elif constraint is not None:
+            structured = StructuredOutputsParams(regex=constraint.spec)
         return SamplingParams(
             n=sampling.n,
             max_tokens=sampling.max_tokens,

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from referencing.exceptions import Unresolvable
-
-from server.openai.chat.tools import _valid_arguments
-from server.openai.protocol import FunctionDefinition
-from server.structured.policy import answer_validator
+from server.openai.structured import compile_for
+from server.structured.grammar import GrammarCompiler, SchemaRejected
+from server.structured.validation import AnswerValidator, SchemaInvalid
 
 
 @pytest.fixture
@@ -44,24 +42,38 @@ def hits() -> Iterator[tuple[str, list[str]]]:
         server.shutdown()
 
 
-def test_a_tool_parameter_ref_to_a_url_is_never_fetched(hits: tuple[str, list[str]]) -> None:
+@pytest.fixture
+async def compiler() -> AsyncIterator[GrammarCompiler]:
+    compiler = GrammarCompiler()
+    yield compiler
+    compiler.shutdown()
+
+
+async def test_a_tool_parameter_ref_to_a_url_is_never_fetched(
+    hits: tuple[str, list[str]], compiler: GrammarCompiler
+) -> None:
     url, seen = hits
-    function = FunctionDefinition(name="f", parameters={"$ref": f"{url}/x.json"})
-    assert _valid_arguments(function, "anything") is False
+    for mode in ("validator", "json", "regex"):  # tools under "auto", forced tools, wrappers
+        with pytest.raises(SchemaRejected, match="inside the schema"):
+            await compile_for(compiler, {"$ref": f"{url}/x.json"}, "tools.0.function.parameters", prefer=mode)
     assert seen == []
 
 
-def test_a_tool_parameter_ref_to_a_file_is_never_read(tmp_path: Path) -> None:
+async def test_a_ref_to_a_file_is_never_read(tmp_path: Path, compiler: GrammarCompiler) -> None:
     secret = tmp_path / "schema.json"
     secret.write_text('{"type": "string"}')
-    function = FunctionDefinition(name="f", parameters={"$ref": secret.as_uri()})
-    assert _valid_arguments(function, "anything") is False  # would be True if the file were read
+    with pytest.raises(SchemaRejected, match="inside the schema"):
+        await compiler.compile({"$ref": secret.as_uri()}, prefer="validator")
 
 
-def test_answer_validators_resolve_refs_inside_the_document_only(hits: tuple[str, list[str]]) -> None:
+def test_answer_validators_resolve_refs_inside_the_document_only(
+    hits: tuple[str, list[str]], tmp_path: Path
+) -> None:
     url, seen = hits
     local = {"$defs": {"s": {"type": "string"}}, "$ref": "#/$defs/s"}
-    assert answer_validator(local).is_valid("x") and not answer_validator(local).is_valid(1)
-    with pytest.raises(Unresolvable):
-        answer_validator({"$ref": f"{url}/x.json"}).is_valid("x")
+    assert AnswerValidator(local).is_valid("x") and not AnswerValidator(local).is_valid(1)
+    (tmp_path / "s.json").write_text('{"type": "string"}')
+    for remote in (f"{url}/x.json", (tmp_path / "s.json").as_uri(), "s.json"):
+        with pytest.raises(SchemaInvalid):
+            AnswerValidator({"properties": {"a": {"$ref": remote}}})
     assert seen == []

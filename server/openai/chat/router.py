@@ -16,6 +16,7 @@ from server.openai.chat.wrappers_as_models import wrapper_chat
 from server.openai.protocol import ChatCompletionRequest
 from server.openai.streaming import EventStream, first_delta
 from server.state import ServerState, get_state
+from server.structured.checked import generate_checked
 
 __all__ = ["router"]
 
@@ -40,5 +41,6 @@ async def create_chat_completion(
         first = await first_delta(stream)
         events = chat_chunks(first, stream, prepared, include_usage=params.include_usage(body.stream_options))
         return EventStream(prepared.request.request_id, events)
-    result = await engine.generate(prepared.request)
+    resamples = state.settings.limits.max_schema_resamples
+    result = await generate_checked(engine, prepared.request, prepared.grammar, resamples)
     return JSONResponse(chat_completion_from(result, prepared).model_dump(mode="json"))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jinja2
 
 from server.engine.protocol import Engine, GeneratedChoice, GenerationRequest, GenerationResult
 from server.openai import params
-from server.openai.chat.tools import ToolPlan, plan_tools, read_tool_calls, with_tools
+from server.openai.chat.tools import ToolPlan, parameter_schemas, plan_tools, read_tool_calls, with_tools
 from server.openai.logprobs import chat_logprobs_out
 from server.openai.protocol import (
     ChatChoice,
@@ -18,7 +18,7 @@ from server.openai.protocol import (
     ChatCompletionRequest,
     ChatMessageOut,
 )
-from server.openai.structured import output_grammar
+from server.openai.structured import compile_for, output_grammar
 from server.state import ServerState
 from server.structured.grammar import CompiledGrammar
 from wrappers.errors import BadRequest
@@ -35,6 +35,7 @@ class PreparedChat:
     tools: ToolPlan | None
     grammar: CompiledGrammar | None
     top_logprobs: int
+    tool_validators: dict[str, CompiledGrammar] = field(default_factory=dict)  # by function name
 
 
 async def prepare_chat(body: ChatCompletionRequest, state: ServerState, engine: Engine) -> PreparedChat:
@@ -73,17 +74,22 @@ async def prepare_chat(body: ChatCompletionRequest, state: ServerState, engine: 
         presence_penalty=body.presence_penalty,
     )
     grammar = await output_grammar(body.response_format, tools, state.grammars)
+    # Every function's parameters are vetted, also under "auto", where no grammar holds them.
+    validators = {
+        name: await compile_for(state.grammars, schema, field_name, prefer="validator")
+        for name, (field_name, schema) in (parameter_schemas(tools) if tools else {}).items()
+    }
     request = GenerationRequest(
         f"chatcmpl-{uuid.uuid4().hex}", prompt, sampling, grammar.constraint if grammar else None
     )
-    return PreparedChat(request, engine.info.model_id, tools, grammar, logprobs or 0)
+    return PreparedChat(request, engine.info.model_id, tools, grammar, logprobs or 0, validators)
 
 
 def _choice(choice: GeneratedChoice, prepared: PreparedChat) -> ChatChoice:
     logprobs = chat_logprobs_out(choice.logprobs, prepared.top_logprobs)
     calls = None
     if prepared.tools is not None and choice.finish_reason == "stop":
-        calls = read_tool_calls(choice.text, prepared.tools)
+        calls = read_tool_calls(choice.text, prepared.tools, prepared.tool_validators)
     if calls:
         message = ChatMessageOut(content=None, tool_calls=calls)
         return ChatChoice(index=choice.index, message=message, finish_reason="tool_calls", logprobs=logprobs)

@@ -16,6 +16,7 @@ from server.openai.chat.serving import PreparedChat
 from server.openai.chat.tools import read_tool_calls
 from server.openai.logprobs import chat_logprobs_out
 from server.openai.protocol import ChatCompletionChunk, ChunkChoice, Delta, ToolCallDelta, Usage
+from server.structured.checked import StreamCheck
 
 __all__ = ["chat_chunks"]
 
@@ -33,7 +34,9 @@ async def _deltas(
 def _tool_call_choices(
     index: int, text: str, finish_reason: str, prepared: PreparedChat
 ) -> list[ChunkChoice]:
-    calls = read_tool_calls(text, prepared.tools) if prepared.tools and finish_reason == "stop" else None
+    calls = None
+    if prepared.tools and finish_reason == "stop":
+        calls = read_tool_calls(text, prepared.tools, prepared.tool_validators)
     if not calls:
         return [ChunkChoice(index=index, delta=Delta(content=text), finish_reason=finish_reason)]
     deltas = [
@@ -65,6 +68,7 @@ async def chat_chunks(
     buffers: dict[int, list[str]] = {}
     completion_tokens: dict[int, int] = {}
     prompt_tokens = len(request.prompt_token_ids)
+    check = StreamCheck(prepared.grammar)
     try:
         roles = [
             ChunkChoice(index=i, delta=Delta(role="assistant", content="")) for i in range(request.sampling.n)
@@ -72,6 +76,7 @@ async def chat_chunks(
         yield chunk(roles)
         async for delta in _deltas(first, stream):
             completion_tokens[delta.index] = delta.completion_tokens
+            await check.check(delta.index, delta.text, delta.finish_reason)
             if forced:
                 buffers.setdefault(delta.index, []).append(delta.text)
                 if delta.finish_reason is not None:

@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
-from referencing.exceptions import Unresolvable
-
 from server.engine.protocol import ChatMessage
 from server.openai.protocol import FunctionCall, FunctionDefinition, ToolCall, ToolChoice, ToolDefinition
-from server.structured.policy import answer_validator
+from server.structured.grammar import CompiledGrammar
 from wrappers.errors import BadRequest
 
-__all__ = ["ToolPlan", "call_schema", "plan_tools", "read_tool_calls", "tools_message", "with_tools"]
+__all__ = [
+    "ToolPlan",
+    "call_schema",
+    "parameter_schemas",
+    "plan_tools",
+    "read_tool_calls",
+    "tools_message",
+    "with_tools",
+]
 
 _EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -139,25 +144,27 @@ def with_tools(messages: list[ChatMessage], plan: ToolPlan) -> list[ChatMessage]
     return [described, *messages]
 
 
-def _valid_arguments(function: FunctionDefinition, arguments: Any) -> bool:
-    schema = function.parameters or _EMPTY_PARAMETERS
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-        return bool(answer_validator(schema).is_valid(arguments))
-    except (jsonschema.SchemaError, Unresolvable, RecursionError):
-        return False
+def parameter_schemas(plan: ToolPlan) -> dict[str, tuple[str, dict[str, Any]]]:
+    """function name -> (its request field, its parameters' schema), to compile and vet."""
+    return {
+        name: (f"tools.{index}.function.parameters", function.parameters or _EMPTY_PARAMETERS)
+        for index, (name, function) in enumerate(plan.functions.items())
+    }
 
 
-def read_tool_calls(text: str, plan: ToolPlan) -> list[ToolCall] | None:
-    """The call in an answer, or None if the answer is not a call to one of the functions."""
+def read_tool_calls(
+    text: str, plan: ToolPlan, validators: Mapping[str, CompiledGrammar]
+) -> list[ToolCall] | None:
+    """The call in an answer, or None if the answer is not a call to one of the functions
+    with arguments valid against its parameters (``validators``: by function name)."""
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
     if not isinstance(value, dict) or set(value) != {"name", "arguments"}:
         return None
     function = plan.functions.get(value["name"]) if isinstance(value["name"], str) else None
-    if function is None or not _valid_arguments(function, value["arguments"]):
+    if function is None or validators[function.name].validation_errors(value["arguments"]):
         return None
     return [
         ToolCall(

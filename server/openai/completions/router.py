@@ -25,6 +25,8 @@ from server.openai.protocol import Completion, CompletionChoice, CompletionReque
 from server.openai.streaming import EventStream, first_delta
 from server.openai.structured import output_grammar
 from server.state import ServerState, get_state
+from server.structured.checked import StreamCheck, generate_checked
+from server.structured.grammar import CompiledGrammar
 from wrappers.errors import BadRequest
 
 __all__ = ["router"]
@@ -53,7 +55,9 @@ async def _prompts(body: CompletionRequest, engine: Engine, limits: Limits) -> l
     return encoded
 
 
-async def _prepare(body: CompletionRequest, state: ServerState, engine: Engine) -> list[GenerationRequest]:
+async def _prepare(
+    body: CompletionRequest, state: ServerState, engine: Engine
+) -> tuple[list[GenerationRequest], CompiledGrammar | None]:
     limits = state.settings.limits
     if body.echo:
         raise BadRequest("echo is not supported", param="echo")
@@ -84,7 +88,8 @@ async def _prepare(body: CompletionRequest, state: ServerState, engine: Engine) 
     grammar = await output_grammar(body.response_format, None, state.grammars)
     constraint = grammar.constraint if grammar else None
     base = f"cmpl-{uuid.uuid4().hex}"
-    return [GenerationRequest(f"{base}-{i}", ids, sampling, constraint) for i, ids in enumerate(prompts)]
+    requests = [GenerationRequest(f"{base}-{i}", ids, sampling, constraint) for i, ids in enumerate(prompts)]
+    return requests, grammar
 
 
 def _completion(
@@ -118,6 +123,7 @@ async def _chunks(
     model: str,
     top: int,
     include_usage: bool,
+    check: StreamCheck,
 ) -> AsyncGenerator[Completion]:
     created = int(time.time())
     stream_id = request.request_id.rsplit("-", 1)[0]
@@ -135,6 +141,7 @@ async def _chunks(
                 except StopAsyncIteration:
                     break
             produced[delta.index] = delta.completion_tokens
+            await check.check(delta.index, delta.text, delta.finish_reason)
             if not delta.text and delta.finish_reason is None:
                 continue
             offset = offsets.get(delta.index, 0)
@@ -155,9 +162,13 @@ async def _chunks(
             await closer()
 
 
-async def _generate_all(engine: Engine, requests: list[GenerationRequest]) -> list[GenerationResult]:
+async def _generate_all(
+    engine: Engine, requests: list[GenerationRequest], grammar: CompiledGrammar | None, resamples: int
+) -> list[GenerationResult]:
     """All prompts at once; if one fails (or the caller is cancelled) the others are aborted."""
-    tasks = [asyncio.ensure_future(engine.generate(request)) for request in requests]
+    tasks = [
+        asyncio.ensure_future(generate_checked(engine, request, grammar, resamples)) for request in requests
+    ]
     try:
         return list(await asyncio.gather(*tasks))
     finally:
@@ -171,13 +182,14 @@ async def create_completion(
 ) -> Response:
     params.check_model(body.model, state.manifest.id)
     engine = state.require_engine()
-    requests = await _prepare(body, state, engine)
+    requests, grammar = await _prepare(body, state, engine)
     model = engine.info.model_id
     if body.stream:
         stream = engine.stream(requests[0])
         first = await first_delta(stream)
         include_usage = params.include_usage(body.stream_options)
-        events = _chunks(first, stream, requests[0], model, body.logprobs or 0, include_usage)
+        check = StreamCheck(grammar)
+        events = _chunks(first, stream, requests[0], model, body.logprobs or 0, include_usage, check)
         return EventStream(requests[0].request_id, events)
-    results = await _generate_all(engine, requests)
+    results = await _generate_all(engine, requests, grammar, state.settings.limits.max_schema_resamples)
     return JSONResponse(_completion(body, requests, results, model).model_dump(mode="json"))

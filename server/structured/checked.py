@@ -1,0 +1,114 @@
+"""Answers held to their schema: validated, resampled a bounded number of times, or a 502.
+
+The grammar holds most keywords while decoding; the validator checks the rest
+(``uniqueItems``, ``not``, ``oneOf``'s exclusivity...) and every other keyword again.
+An answer that fails is generated again with another seed, at most ``resamples`` times;
+if it still fails, ``OutputInvalid`` (502) carries the raw output. A 200 with a schema is
+therefore always valid against it. Answers cut off by ``max_tokens`` are returned as they
+are, with ``finish_reason: "length"`` (OpenAI's contract), never as valid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from typing import Any
+
+from server.engine.protocol import Engine, GeneratedChoice, GenerationRequest, GenerationResult, Sampling
+from server.structured.grammar import CompiledGrammar
+from wrappers.errors import OutputInvalid
+
+__all__ = ["answer_problems", "generate_checked", "resample_sampling"]
+
+# Greedy decoding gives the same answer whatever the seed, so a resample of a greedy call
+# samples at this temperature instead.
+RESAMPLE_TEMPERATURE = 0.7
+# Answers longer than this are validated in a worker thread, off the event loop.
+_INLINE_CHARS = 4096
+_VALIDATION_BUDGET_S = 5.0
+
+
+def _problems_now(grammar: CompiledGrammar, text: str) -> tuple[Any, list[str]]:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as error:
+        return None, [f"the answer is not JSON: {str(error)[:200]}"]
+    return value, grammar.validation_errors(value)
+
+
+async def answer_problems(grammar: CompiledGrammar, text: str) -> tuple[Any, list[str]]:
+    """(the parsed answer, what is wrong with it: empty when it is valid)."""
+    if len(text) <= _INLINE_CHARS:
+        return _problems_now(grammar, text)
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(_problems_now, grammar, text), timeout=_VALIDATION_BUDGET_S
+        )
+    except TimeoutError:
+        return None, [f"the answer could not be validated within {_VALIDATION_BUDGET_S:g}s"]
+
+
+def resample_sampling(sampling: Sampling, attempt: int) -> Sampling:
+    """The sampling of resample number ``attempt`` (1, 2...): one choice, another seed."""
+    return dataclasses.replace(
+        sampling,
+        n=1,
+        seed=((sampling.seed or 0) + 7919 * attempt) % 2**63,
+        temperature=sampling.temperature or RESAMPLE_TEMPERATURE,
+    )
+
+
+async def generate_checked(
+    engine: Engine, request: GenerationRequest, grammar: CompiledGrammar | None, resamples: int
+) -> GenerationResult:
+    """``engine.generate`` whose finished choices all validate against ``grammar``."""
+    result = await engine.generate(request)
+    if grammar is None:
+        return result
+    choices: list[GeneratedChoice] = []
+    for choice in result.choices:
+        attempt = 0
+        while choice.finish_reason == "stop" and (
+            problems := (await answer_problems(grammar, choice.text))[1]
+        ):
+            if attempt == resamples:
+                raise OutputInvalid(
+                    f"the answer does not match the schema after {resamples} resamples: {'; '.join(problems)}",
+                    raw_output=choice.text,
+                    finish_reason=choice.finish_reason,
+                )
+            attempt += 1
+            again = await engine.generate(
+                dataclasses.replace(
+                    request,
+                    request_id=f"{request.request_id}-{choice.index}-resample{attempt}",
+                    sampling=resample_sampling(request.sampling, attempt),
+                )
+            )
+            choice = dataclasses.replace(again.choices[0], index=choice.index)
+        choices.append(choice)
+    return dataclasses.replace(result, choices=tuple(choices))
+
+
+class StreamCheck:
+    """Streamed answers validated when each choice finishes, before its last chunk is
+    sent; a stream cannot resample text already sent, so an invalid one ends in an error."""
+
+    def __init__(self, grammar: CompiledGrammar | None) -> None:
+        self._grammar = grammar
+        self._texts: dict[int, list[str]] = {}
+
+    async def check(self, index: int, text: str, finish_reason: str | None) -> None:
+        if self._grammar is None:
+            return
+        self._texts.setdefault(index, []).append(text)
+        if finish_reason != "stop":
+            return
+        answer = "".join(self._texts.pop(index))
+        if problems := (await answer_problems(self._grammar, answer))[1]:
+            raise OutputInvalid(
+                f"the answer does not match the schema: {'; '.join(problems)}",
+                raw_output=answer,
+                finish_reason=finish_reason,
+            )
