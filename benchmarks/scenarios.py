@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks.clients import CallResult, RunStats, VllmClient, WrapserveClient, run_bounded, summarize
 from benchmarks.workloads import Task, Workload, sentiment_items
-from server.structured.policy import GrammarLimits, prepare_schema
+from server.structured.policy import GrammarLimits, plan_schema
 
 __all__ = ["Scenarios", "Sizes", "first_call_ms", "ratio"]
 
@@ -68,7 +68,9 @@ def _regex(schema: dict[str, Any], whitespace: str | None) -> str:
     from outlines.types import JsonSchema
     from outlines.types.dsl import to_regex
 
-    prepared = prepare_schema(schema, GrammarLimits())
+    prepared = plan_schema(schema, GrammarLimits()).outlines
+    if prepared is None:
+        raise ValueError("outlines cannot enforce this schema exactly")
     return str(to_regex(JsonSchema(prepared, whitespace_pattern=whitespace)))
 
 

@@ -99,12 +99,26 @@ def _vet_regex(regex: str, max_states: int) -> None:
         )
 
 
+# outlines' numbers have unbounded digits, and a small model can loop inside one
+# ("1.50000000000000111111..."); these admit every realistic value (16 digits before the
+# point, 16 after, a 3-digit exponent) and nothing a model can run away in.
+_UNBOUNDED_NUMBERS = (
+    (
+        r"((-)?(0|[1-9][0-9]*))(\.[0-9]+)?([eE][+-][0-9]+)?",
+        r"((-)?(0|[1-9][0-9]{0,15}))(\.[0-9]{1,16})?([eE][+-][0-9]{1,3})?",
+    ),
+    (r"(-)?(0|[1-9][0-9]*)", r"(-)?(0|[1-9][0-9]{0,17})"),
+)
+
+
 def _outlines_regex(prepared: dict[str, Any], max_states: int = 0) -> str:
     from outlines.types import JsonSchema
     from outlines.types.dsl import to_regex
 
     # Compact JSON: no free whitespace, so whitespace runaway cannot happen.
     regex = str(to_regex(JsonSchema(prepared, whitespace_pattern="")))
+    for unbounded, bounded in _UNBOUNDED_NUMBERS:
+        regex = regex.replace(unbounded, bounded)
     if max_states:
         _vet_regex(regex, max_states)
     return regex

@@ -54,7 +54,7 @@ KEYWORDS: dict[str, tuple[Enforcement, str]] = {
     "maxItems": (Enforcement.GRAMMAR, ""),
     "minLength": (Enforcement.GRAMMAR, ""),
     "maxLength": (Enforcement.GRAMMAR, ""),
-    "pattern": (Enforcement.GRAMMAR, "linear-time regular expressions: no lookaround, no backreferences"),
+    "pattern": (Enforcement.GRAMMAR, "validated instead when it uses lookaround or backreferences"),
     "format": (Enforcement.GRAMMAR, "the formats in GRAMMAR_FORMATS; any other format is an annotation"),
     "minimum": (Enforcement.GRAMMAR, "integers and numbers, any width"),
     "maximum": (Enforcement.GRAMMAR, "integers and numbers, any width"),

@@ -28,6 +28,7 @@ from server.structured.keywords import (
     Enforcement,
     enforcement_of,
 )
+from server.structured.validation import is_linear_pattern
 from wrappers.errors import BadRequest
 
 __all__ = ["GrammarLimits", "KeywordUse", "SchemaPlan", "SchemaRejected", "json_depth", "plan_schema"]
@@ -161,6 +162,8 @@ def _check_node(path: str, node: dict[str, Any], limits: GrammarLimits) -> list[
             if not isinstance(value, str):
                 raise SchemaRejected(f"{path}/format: must be a string")
             enforcement = Enforcement.GRAMMAR if value in GRAMMAR_FORMATS else Enforcement.ANNOTATION
+        if key == "pattern" and isinstance(value, str) and not is_linear_pattern(value):
+            enforcement = Enforcement.VALIDATED  # lookaround or a backreference: no grammar holds it
         if enforcement is Enforcement.REFUSED:
             raise SchemaRejected(
                 f"{path}: the keyword {key!r} cannot be enforced ({KEYWORDS[key][1]}); remove it",
@@ -201,13 +204,54 @@ def _check_ref_chain(root: dict[str, Any], node: dict[str, Any], path: str) -> N
         chain.add(id(node))
 
 
+def _allof_parts(root: dict[str, Any], limits: GrammarLimits) -> set[int]:
+    """ids of the nodes ``allOf`` merges: its branches, what they refer to, and below."""
+    parts: set[int] = set()
+    for path, node in _schemas(root, limits):
+        branches = node.get("allOf")
+        if isinstance(branches, list):
+            for branch in branches:
+                parts.update(id(sub) for _, sub in _schemas_below(root, branch, path, limits))
+    return parts
+
+
+def _schemas_below(
+    root: dict[str, Any], node: Any, path: str, limits: GrammarLimits
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, node) for ``node`` and every subschema under it or referred to from it."""
+    seen: set[int] = set()
+    stack: list[tuple[str, Any]] = [(path, node)]
+    while stack:
+        here, sub = stack.pop()
+        if not isinstance(sub, dict) or id(sub) in seen or len(seen) > 10_000:
+            continue
+        seen.add(id(sub))
+        yield here, sub
+        if isinstance(ref := sub.get("$ref"), str):
+            stack.append((ref, _pointer(root, ref, here)))
+        stack.extend(_children(sub, here))
+
+
 def _for_grammar(root: dict[str, Any], limits: GrammarLimits) -> dict[str, Any]:
-    """Leave out what the grammar does not hold; set llguidance's options."""
+    """Leave out what the grammar does not hold; set llguidance's options.
+
+    An object schema that lists ``properties`` and says nothing of others gets no others
+    from the grammar (as outlines and xgrammar do, and as OpenAI's strict mode requires):
+    JSON Schema would allow them, and a small model, once allowed, keeps adding
+    properties until ``max_tokens``. Stricter than the schema, so every answer still
+    validates; ``additionalProperties: true`` asks for them. Not inside ``allOf``, whose
+    branches each list only their share of the properties."""
+    merged = _allof_parts(root, limits)
     for _, node in _schemas(root, limits):
+        others = {"additionalProperties", "patternProperties", "unevaluatedProperties", "allOf"}
+        if "properties" in node and not others & set(node) and id(node) not in merged:
+            node["additionalProperties"] = False
         for key in [k for k in node if enforcement_of(k) is Enforcement.VALIDATED or k == "x-guidance"]:
             del node[key]
         if isinstance(node.get("format"), str) and node["format"] not in GRAMMAR_FORMATS:
             del node["format"]
+        if isinstance(node.get("pattern"), str) and not is_linear_pattern(node["pattern"]):
+            del node["pattern"]
     root["x-guidance"] = dict(_GUIDANCE_OPTIONS)
     return root
 
@@ -309,5 +353,7 @@ def outlines_form(root: dict[str, Any], limits: GrammarLimits) -> dict[str, Any]
         if ref is not None and ref != "#" and not ref.startswith(_LOCAL_DEFINITIONS):
             return None
         if node.get("items") is False or isinstance(node.get("items"), list):
+            return None
+        if isinstance(node.get("pattern"), str) and not is_linear_pattern(node["pattern"]):
             return None
     return root

@@ -1,8 +1,11 @@
-"""Answers checked against their schema: linear time, inside the document only.
+"""Answers checked against their schema: bounded time, inside the document only.
 
-``jsonschema_rs`` (Rust) with its ``regex`` engine, which matches in time linear in the
-answer, so no ``pattern`` can make a check backtrack (``^(a+)+$``, ``(a{1,2}){25}!``); it
-reads ``pattern`` as the grammar does (Rust regex syntax: ``\\u0021`` is ``!`` in both).
+``jsonschema_rs`` (Rust) with fancy-regex, which hands any pattern without lookaround or
+backreferences whole to the ``regex`` crate: matching in time linear in the answer, so
+``^(a+)+$`` or ``(a{1,2}){25}!`` cannot make a check backtrack. Patterns the grammar
+cannot hold (lookaround, backreferences: ``is_linear_pattern`` is false) are checked here
+only, with backtracking cut at a fixed number of steps. A pattern means the same to both
+(Rust regex syntax: ``\\u0021`` is ``!`` to the grammar and to the validator).
 Every retrieval is refused: a ``$ref`` to a URL or a file is an
 error when the validator is built, never a fetch or a read.
 """
@@ -13,12 +16,23 @@ from typing import Any
 
 import jsonschema_rs
 
-__all__ = ["AnswerValidator", "SchemaInvalid"]
+__all__ = ["AnswerValidator", "SchemaInvalid", "is_linear_pattern"]
 
 _MAX_ERRORS = 5
 # Bounds on one pattern's compiled program and lazy DFA: a hostile pattern is an error
 # when the validator is built, not memory held for the cache's lifetime.
-_REGEX = jsonschema_rs.RegexOptions(size_limit=2 * 1024 * 1024, dfa_size_limit=2 * 1024 * 1024)
+_LIMITS = {"size_limit": 2 * 1024 * 1024, "dfa_size_limit": 2 * 1024 * 1024}
+_REGEX = jsonschema_rs.FancyRegexOptions(backtrack_limit=100_000, **_LIMITS)
+_LINEAR = jsonschema_rs.RegexOptions(**_LIMITS)
+
+
+def is_linear_pattern(pattern: str) -> bool:
+    """Whether ``pattern`` builds in the linear-time engine (the grammar's regex subset)."""
+    try:
+        jsonschema_rs.validator_for({"pattern": pattern}, pattern_options=_LINEAR)
+    except (jsonschema_rs.ValidationError, ValueError):
+        return False
+    return True
 
 
 class SchemaInvalid(ValueError):

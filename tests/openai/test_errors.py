@@ -28,7 +28,7 @@ HELLO = [{"role": "user", "content": "Hello"}]
             {
                 "response_format": {
                     "type": "json_schema",
-                    "json_schema": {"name": "x", "schema": {"type": "number", "multipleOf": 3}},
+                    "json_schema": {"name": "x", "schema": {"$dynamicRef": "#meta"}},
                 }
             },
             "response_format.json_schema.schema",

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
 from server.openai.structured import compile_for
 from server.structured.grammar import GrammarCompiler, SchemaRejected
 from server.structured.validation import AnswerValidator, SchemaInvalid

@@ -21,7 +21,7 @@ def test_cpu_defaults_that_work_on_the_build_machines() -> None:
     assert args.gpu_memory_utilization == 0.4
     assert args.max_model_len == MANIFEST.max_model_len
     assert args.served_model_name == ["smollm2-135m-instruct"]
-    assert args.structured_outputs_config["backend"] == "outlines"
+    assert args.structured_outputs_config["backend"] == "guidance"
     assert args.enable_prefix_caching is True
     assert args.kv_cache_memory_bytes == 2 * 2**30
 

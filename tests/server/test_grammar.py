@@ -71,7 +71,7 @@ async def test_small_integer_range_is_enforced_exactly(compiler: GrammarCompiler
         ({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}, "cycle"),
         ({"type": "integer", "minimum": 5, "maximum": 3}, "Unsatisfiable"),
         ({"type": "object", "required": ["b"], "additionalProperties": False}, "Unsatisfiable"),
-        ({"type": "string", "pattern": "(?=a)b"}, "invalid JSON Schema"),
+        ({"type": "string", "pattern": "([a-z"}, "invalid JSON Schema"),
         ("not a schema", "JSON object"),
     ],
 )
@@ -107,3 +107,18 @@ async def test_validator_reports_what_is_wrong(compiler: GrammarCompiler) -> Non
     )
     assert grammar.validation_errors({"n": 1}) == []
     assert '"n" is a required property' in grammar.validation_errors({})[0]
+
+
+def test_numbers_have_bounded_digits_so_a_model_cannot_loop_inside_one() -> None:
+    regex = compact_regex(
+        {
+            "type": "object",
+            "properties": {"a": {"type": "number"}, "b": {"type": "integer"}},
+            "required": ["a", "b"],
+            "additionalProperties": False,
+        }
+    )
+    assert "[0-9]*" not in regex and "[0-9]+" not in regex  # outlines' unbounded forms are gone
+    assert re.fullmatch(regex, '{"a":-12.5e+3,"b":9007199254740993}')
+    assert not re.fullmatch(regex, '{"a":1.' + "0" * 17 + ',"b":1}')
+    assert not re.fullmatch(regex, '{"a":1,"b":1' + "0" * 18 + "}")

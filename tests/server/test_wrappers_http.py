@@ -83,10 +83,35 @@ def test_unknown_wrapper_or_version_is_404(http: httpx.Client, path: str, body: 
 
 
 def test_unenforceable_schema_is_a_clear_400(http: httpx.Client) -> None:
-    schema = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
+    schema = {"type": "object", "properties": {"a": {"$dynamicRef": "#meta"}}}
     response = http.post("/v1/wrappers/extract/invoke", json={"input": {"text": "a b", "schema": schema}})
     assert response.status_code == 400
-    assert "uniqueItems" in response.json()["error"]["message"]
+    assert "'$dynamicRef'" in response.json()["error"]["message"]
+    assert "#/properties/a" in response.json()["error"]["message"]
+
+
+def test_a_schema_outlines_cannot_hold_is_served_through_llguidance(http: httpx.Client) -> None:
+    """One-sided bounds and uniqueItems: held by llguidance's grammar and the validator."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "age": {"type": "integer", "minimum": 0},
+            "tags": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 10},
+                "maxItems": 3,
+                "uniqueItems": True,
+            },
+        },
+        "required": ["age", "tags"],
+    }
+    response = http.post(
+        "/v1/wrappers/extract/invoke",
+        json={"input": {"text": "Ada is 36; she likes math and poems.", "schema": schema}},
+    )
+    assert response.status_code == 200, response.text
+    output = response.json()["output"]
+    assert output["age"] >= 0 and len(set(output["tags"])) == len(output["tags"]) <= 3
 
 
 def test_truncated_answer_says_so_with_the_raw_text(http: httpx.Client) -> None:
