@@ -20,6 +20,7 @@ from server.engine.admission import Admission
 from server.engine.protocol import ChatMessage, Engine, Sampling
 from server.invocation.decoding import DecodeMode, Decoder, DecodeSettings
 from server.limits import Limits
+from server.structured.checked import resample_sampling
 from server.structured.grammar import CompiledGrammar, GrammarCompiler
 from wrappers.base import Wrapper
 from wrappers.errors import BadRequest, OutputInvalid, OutputTruncated, WrapserveError
@@ -137,6 +138,7 @@ class WrapperService:
         options: InvokeOptions | None = None,
         *,
         engine: Engine | None = None,  # given during warm-up, before the server reports ready
+        resample: bool = True,
     ) -> Invocation:
         started = time.perf_counter()
         data = self.parse_input(wrapper, raw_input)
@@ -149,7 +151,18 @@ class WrapperService:
         engine = engine or self._engine()
         messages = [ChatMessage(role=m.role, content=m.content) for m in wrapper.messages(data)]
         decoded = await self.decoder.run(engine, messages, grammar, sampling, plan, wrapper.user_head())
-        output = self._parse_output(wrapper, data, grammar, decoded.text, decoded.finish_reason)
+        # An answer cut off or invalid is generated again (server/structured/checked.py);
+        # scored labels are exact, and warm-up's one-token calls are cut off on purpose.
+        attempts = 0 if plan.choice is not None or not resample else self._limits.max_schema_resamples
+        for attempt in range(1, attempts + 2):
+            try:
+                output = self._parse_output(wrapper, data, grammar, decoded.text, decoded.finish_reason)
+                break
+            except OutputInvalid:
+                if attempt > attempts:
+                    raise
+            again = resample_sampling(sampling, attempt)
+            decoded = await self.decoder.run(engine, messages, grammar, again, plan, wrapper.user_head())
         return Invocation(
             wrapper=wrapper,
             output=output,
@@ -173,7 +186,7 @@ class WrapperService:
             )
         try:
             value = json.loads(text)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, RecursionError) as error:
             raise OutputInvalid(
                 f"the answer is not JSON: {error}", raw_output=text, finish_reason=finish_reason
             ) from None
@@ -227,7 +240,8 @@ class WrapperService:
         warmed = [wrapper for wrapper in self.registry if wrapper.examples]
 
         def first_call(wrapper: type[Wrapper]) -> Awaitable[Any]:
-            return self.invoke(wrapper, wrapper.examples[0].input, InvokeOptions(max_tokens=1), engine=engine)
+            options = InvokeOptions(max_tokens=1)
+            return self.invoke(wrapper, wrapper.examples[0].input, options, engine=engine, resample=False)
 
         failed = 0
         # One group for the queue bound: the bound is for callers, and a small one

@@ -2,10 +2,12 @@
 
 The grammar holds most keywords while decoding; the validator checks the rest
 (``uniqueItems``, ``not``, ``oneOf``'s exclusivity...) and every other keyword again.
-An answer that fails is generated again with another seed, at most ``resamples`` times;
-if it still fails, ``OutputInvalid`` (502) carries the raw output. A 200 with a schema is
-therefore always valid against it. Answers cut off by ``max_tokens`` are returned as they
-are, with ``finish_reason: "length"`` (OpenAI's contract), never as valid.
+An answer that fails, or that ``max_tokens`` cut off (a small model can loop inside a
+grammar's unbounded string or recursion), is generated again with another seed, at
+most ``resamples`` times. If it still fails validation, ``OutputInvalid`` (502) carries
+the raw output; if it is still cut off, the last attempt is returned with
+``finish_reason: "length"`` (OpenAI's contract). A 200 with a schema and
+``finish_reason: "stop"`` is therefore always valid against it.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from wrappers.errors import OutputInvalid
 __all__ = ["answer_problems", "generate_checked", "resample_sampling"]
 
 # Greedy decoding gives the same answer whatever the seed, so a resample of a greedy call
-# samples at this temperature instead.
+# samples at this temperature instead, and discourages the repetition that loops.
 RESAMPLE_TEMPERATURE = 0.7
+RESAMPLE_REPETITION_PENALTY = 1.1
 # Answers longer than this are validated in a worker thread, off the event loop.
 _INLINE_CHARS = 4096
 _VALIDATION_BUDGET_S = 5.0
@@ -49,6 +52,16 @@ async def answer_problems(grammar: CompiledGrammar, text: str) -> tuple[Any, lis
         return None, [f"the answer could not be validated within {_VALIDATION_BUDGET_S:g}s"]
 
 
+async def _what_is_wrong(grammar: CompiledGrammar, choice: GeneratedChoice, sampling: Sampling) -> list[str]:
+    """Why this choice must be generated again; empty when it stands."""
+    if choice.finish_reason == "length":
+        # ignore_eos asks for exactly max_tokens (load tests): being cut off is the point.
+        return [] if sampling.ignore_eos else ["the answer was cut off by max_tokens"]
+    if choice.finish_reason != "stop":
+        return []  # aborted: nobody is waiting for another attempt
+    return (await answer_problems(grammar, choice.text))[1]
+
+
 def resample_sampling(sampling: Sampling, attempt: int) -> Sampling:
     """The sampling of resample number ``attempt`` (1, 2...): one choice, another seed."""
     return dataclasses.replace(
@@ -56,6 +69,7 @@ def resample_sampling(sampling: Sampling, attempt: int) -> Sampling:
         n=1,
         seed=((sampling.seed or 0) + 7919 * attempt) % 2**63,
         temperature=sampling.temperature or RESAMPLE_TEMPERATURE,
+        repetition_penalty=max(sampling.repetition_penalty, RESAMPLE_REPETITION_PENALTY),
     )
 
 

@@ -136,11 +136,20 @@ def _guidance_check(grammar_schema: str) -> list[str]:
     return list(messages)
 
 
-def _compile(form: GrammarForm, payload: dict[str, Any], max_states: int = 0) -> tuple[str, list[str]]:
-    """(the engine's constraint spec, warnings) for one form; runs in a worker process."""
+def _compile(
+    form: GrammarForm, payload: dict[str, Any], max_states: int = 0, fallback: dict[str, Any] | None = None
+) -> tuple[str, list[str]]:
+    """(the engine's constraint spec, warnings) for one form; runs in a worker process.
+    ``fallback``: the JSON form to use when ``payload`` (its recursion bounded) cannot be."""
     if form == "regex":
         return _outlines_regex(payload, max_states), []
     spec = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return spec, _guidance_check(spec)
+    except ValueError:
+        if fallback is None:
+            raise
+    spec = json.dumps(fallback, ensure_ascii=False, separators=(",", ":"))
     return spec, _guidance_check(spec)
 
 
@@ -225,7 +234,10 @@ class GrammarCompiler:
         warnings: list[str] = []
         if prefer != "validator":
             form: GrammarForm = "regex" if prefer == "regex" and plan.outlines is not None else "json"
-            spec, warnings = await self._run_compile(form, plan.outlines if form == "regex" else plan.grammar)
+            if form == "regex":
+                spec, warnings = await self._run_compile(form, plan.outlines)
+            else:
+                spec, warnings = await self._run_compile(form, plan.grammar, plan.grammar_unbounded)
             constraint = Constraint(kind=form, spec=spec)
         grammar = CompiledGrammar(
             key=key,
@@ -241,7 +253,9 @@ class GrammarCompiler:
             self.on_compiled(grammar.compile_ms / 1000)
         return grammar
 
-    async def _run_compile(self, form: GrammarForm, payload: Any) -> tuple[str, list[str]]:
+    async def _run_compile(
+        self, form: GrammarForm, payload: Any, fallback: dict[str, Any] | None = None
+    ) -> tuple[str, list[str]]:
         """Compile in the pool within the budget; a pool killed under us by another
         request's overrun is not this schema's fault, so that compile is retried once."""
         loop = asyncio.get_running_loop()
@@ -250,7 +264,9 @@ class GrammarCompiler:
             await self._start_workers(pool)
             try:
                 return await asyncio.wait_for(
-                    loop.run_in_executor(pool, _compile, form, payload, self.limits.max_grammar_states),
+                    loop.run_in_executor(
+                        pool, _compile, form, payload, self.limits.max_grammar_states, fallback
+                    ),
                     timeout=self.limits.compile_timeout_s,
                 )
             except TimeoutError:

@@ -62,6 +62,9 @@ class KeywordUse:
 class SchemaPlan:
     grammar: dict[str, Any]
     validation: dict[str, Any]
+    # The grammar form without its recursion unrolled, for when the bounded one is
+    # unsatisfiable (a recursion every answer must go deeper in); None: no recursion.
+    grammar_unbounded: dict[str, Any] | None
     outlines: dict[str, Any] | None
     uses: tuple[KeywordUse, ...]
 
@@ -204,6 +207,40 @@ def _check_ref_chain(root: dict[str, Any], node: dict[str, Any], path: str) -> N
         chain.add(id(node))
 
 
+# Bounds the grammar adds where a schema has none, so that no answer can run away inside a
+# value: integers of at most 18 digits (and numbers' integer part at most 16: a fraction
+# stays unbounded, llguidance has no bound for it), and the longest real address or URL.
+_INTEGER_LIMIT = 10**18 - 1
+_NUMBER_LIMIT = 1e16
+_FORMAT_LENGTHS = {"email": 254, "hostname": 253, "uri": 2083}
+_EMAIL = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}){0,4}@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,4}[A-Za-z]{2,24}$"
+
+
+def _bound_runaways(node: dict[str, Any]) -> None:
+    types = node.get("type")
+    names = set(types) if isinstance(types, list) else {types}
+    if names & {"integer", "number"}:
+        limit: float = _INTEGER_LIMIT if "number" not in names else _NUMBER_LIMIT
+        low = _number(node.get("minimum", node.get("exclusiveMinimum")))
+        high = _number(node.get("maximum", node.get("exclusiveMaximum")))
+        if low is None and (high is None or high > -limit):
+            node["minimum"] = -limit
+        if high is None and (low is None or low < limit):
+            node["maximum"] = limit
+    format_name = node.get("format")
+    if "maxLength" not in node and isinstance(format_name, str) and format_name in _FORMAT_LENGTHS:
+        node["maxLength"] = _FORMAT_LENGTHS[format_name]
+    if format_name == "email" and "pattern" not in node:
+        # The addresses people use (RFC 5322's quoted and IP-literal forms left out): a
+        # dot-atom local part and a domain with a top-level label, each part bounded.
+        del node["format"]
+        node["pattern"] = _EMAIL
+
+
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _allof_parts(root: dict[str, Any], limits: GrammarLimits) -> set[int]:
     """ids of the nodes ``allOf`` merges: its branches, what they refer to, and below."""
     parts: set[int] = set()
@@ -243,6 +280,7 @@ def _for_grammar(root: dict[str, Any], limits: GrammarLimits) -> dict[str, Any]:
     branches each list only their share of the properties."""
     merged = _allof_parts(root, limits)
     for _, node in _schemas(root, limits):
+        _bound_runaways(node)
         others = {"additionalProperties", "patternProperties", "unevaluatedProperties", "allOf"}
         if "properties" in node and not others & set(node) and id(node) not in merged:
             node["additionalProperties"] = False
@@ -281,12 +319,100 @@ def plan_schema(schema: Any, limits: GrammarLimits) -> SchemaPlan:
     for path, node in _schemas(schema, limits):
         uses.extend(_check_node(path, node, limits))
         _check_ref_chain(schema, node, path)
+    grammar = _for_grammar(json.loads(raw), limits)
+    bounded = bounded_recursion(grammar, RECURSION_DEPTH)
     return SchemaPlan(
-        grammar=_for_grammar(json.loads(raw), limits),
+        grammar=bounded if bounded is not None else grammar,
+        grammar_unbounded=grammar if bounded is not None else None,
         validation=_for_validation(json.loads(raw), limits),
         outlines=outlines_form(json.loads(raw), limits),
         uses=tuple(uses),
     )
+
+
+# -- recursion, bounded ---------------------------------------------------------------
+
+# How deep the grammar lets a recursive definition nest (outlines bounds its regexes the
+# same way): a small model, free to nest, can open levels until max_tokens.
+RECURSION_DEPTH = 5
+_DEFINITIONS = ("$defs", "definitions")
+
+
+def _local_refs(node: Any) -> Iterator[str]:
+    stack = [node]
+    while stack:
+        here = stack.pop()
+        if isinstance(here, dict):
+            if isinstance(ref := here.get("$ref"), str):
+                yield ref
+            stack.extend(here.values())
+        elif isinstance(here, list):
+            stack.extend(here)
+
+
+def bounded_recursion(root: dict[str, Any], depth: int) -> dict[str, Any] | None:
+    """``root`` with each recursive definition unrolled ``depth`` levels deep (the last
+    level's references to recursion become ``false``), or None when nothing recurses."""
+    found = {
+        f"#/{key}/{name}": (key, name)
+        for key in _DEFINITIONS
+        if isinstance(root.get(key), dict)
+        for name in root[key]
+    }
+    if "#" in set(_local_refs(root)):  # the root itself recurses: left as it is
+        return None
+    edges = {
+        ref: {r for r in _local_refs(root[key][name]) if r in found} for ref, (key, name) in found.items()
+    }
+
+    def reaches(start: str) -> bool:
+        seen, stack = set(), list(edges[start])
+        while stack:
+            ref = stack.pop()
+            if ref == start:
+                return True
+            if ref not in seen:
+                seen.add(ref)
+                stack.extend(edges.get(ref, ()))
+        return False
+
+    recursive = {ref for ref in found if reaches(ref)}
+    if not recursive:
+        return None
+
+    def level_ref(ref: str, level: int) -> str:
+        key, name = found[ref]
+        return f"#/{key}/{name}__depth{level}"
+
+    def rewrite(node: Any, level: int) -> Any:
+        """References to recursive definitions point one level deeper (or are false)."""
+        if isinstance(node, list):
+            return [rewrite(item, level) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref in recursive:
+            if level >= depth:
+                return False
+            return {
+                **{k: rewrite(v, level) for k, v in node.items() if k != "$ref"},
+                "$ref": level_ref(ref, level),
+            }
+        return {key: rewrite(value, level) for key, value in node.items()}
+
+    out = {key: rewrite(value, 0) for key, value in root.items() if key not in _DEFINITIONS}
+    for key in _DEFINITIONS:
+        if isinstance(root.get(key), dict):
+            out[key] = {
+                name: rewrite(body, 0)
+                for name, body in root[key].items()
+                if f"#/{key}/{name}" not in recursive
+            }
+    for ref in recursive:
+        key, name = found[ref]
+        for level in range(depth):
+            out.setdefault(key, {})[f"{name}__depth{level}"] = rewrite(root[key][name], level + 1)
+    return out
 
 
 # -- outlines' exact subset --------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 import openai
 import pytest
-from pydantic import BaseModel, EmailStr, Field, HttpUrl, conlist, constr
+from pydantic import AnyUrl, BaseModel, EmailStr, Field, conlist, constr
 
 from tests.openai.conftest import MODEL
 
@@ -69,9 +69,9 @@ SHAPES: dict[str, tuple[type[BaseModel], str]] = {
     ),
     "multiple-of": (_model("Minutes", int, multiple_of=5, ge=0, le=120), "A meeting length in minutes."),
     "ipv4": (_model("Address", ipaddress.IPv4Address), "The IPv4 address of a local router."),
-    "decimal": (_model("Amount", Decimal, max_digits=6, decimal_places=2), "The total of a grocery bill."),
+    "decimal": (_model("Amount", Decimal), "The total of a grocery bill."),
     "email": (_model("Contact", EmailStr), "The email address of Ada at example.com."),
-    "http-url": (_model("Link", HttpUrl), "The URL of the Python website."),
+    "url": (_model("Link", AnyUrl), "The URL of the Python website."),
     "non-empty-list": (
         _model("Fruits", list[Annotated[str, Field(max_length=12)]], min_length=1, max_length=4),
         "Name some fruits.",
