@@ -1,9 +1,10 @@
-"""Grammar compile time per schema over a maskbench sample, for three backends.
+"""Grammar compile time per schema over a maskbench sample, for Wrapserve and three backends.
 
-- outlines (Wrapserve's default): ``server.structured.grammar`` vets the schema and compiles it to a
-  compact regex, then outlines-core builds the token index vLLM's outlines backend needs
-  (the expensive part); a schema ``server.structured.grammar`` refuses counts as a rejection with a
-  clear error.
+- wrapserve: what a ``response_format`` schema costs Wrapserve: the keyword policy, the
+  answer validator, llguidance's grammar (vetted), and the matcher the engine builds;
+  a schema the policy refuses counts as a rejection with a clear error.
+- outlines: outlines' exact subset (``compact_regex``), then outlines-core builds the token
+  index vLLM's outlines backend needs (the expensive part).
 - xgrammar and guidance (llguidance), for comparison, through their own Python APIs with
   the same tokenizer and no free whitespace.
 
@@ -78,6 +79,32 @@ def _compiler(backend: str, model_dir: str) -> Any:
             outlines_core.Index(regex, vocabulary)
 
         return outlines
+    if backend == "wrapserve":
+        import llguidance
+        import llguidance.hf
+
+        from server.structured.grammar import _compile as compile_form
+        from server.structured.policy import GrammarLimits, SchemaRejected, plan_schema
+        from server.structured.validation import AnswerValidator, SchemaInvalid
+
+        lltokenizer = llguidance.hf.from_tokenizer(tokenizer)  # type: ignore[arg-type]
+        limits = GrammarLimits()
+
+        def wrapserve(schema: Any) -> None:
+            """What a response_format schema costs the server: the policy, the validator,
+            llguidance's grammar (vetted, as GrammarCompiler does), and the matcher the
+            engine builds from it on the real tokenizer."""
+            try:
+                plan = plan_schema(schema, limits)
+                AnswerValidator(plan.validation)
+                spec, _ = compile_form("json", plan.grammar, 0, plan.grammar_unbounded)
+            except (SchemaRejected, SchemaInvalid) as error:
+                raise ValueError(str(error)[:200]) from None
+            matcher = llguidance.LLMatcher(lltokenizer, llguidance.LLMatcher.grammar_from_json_schema(spec))
+            if matcher.is_error():
+                raise ValueError(matcher.get_error()[:200])
+
+        return wrapserve
     if backend == "xgrammar":
         import xgrammar
 

@@ -28,7 +28,7 @@ def _get(data: dict[str, Any], *path: str) -> Any:
 def headline(results: dict[str, Any]) -> dict[str, Any]:
     """The figures the issue names, flattened; None where a part was not run."""
     firsts = [v["ratio"] for k, v in (results.get("first_call") or {}).items() if not k.startswith("vllm")]
-    outlines = _get(results, "compile", "backends", "outlines") or {}
+    outlines = _get(results, "compile", "backends", "wrapserve") or {}
     return {
         "classify.ratio_vs_vllm": _get(results, "classify", "ratio_vs_vllm"),
         "classify.validity_delta": _get(results, "classify", "validity_delta"),
@@ -40,6 +40,10 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
         "startup_ratio_vs_vllm": _get(results, "startup", "ratio"),
         "compile_p99_ms": outlines.get("p99_ms"),
         "compile_coverage": outlines.get("coverage"),
+        "schema_coverage.wrapserve": _get(results, "schema_coverage", "wrapserve", "coverage"),
+        "schema_coverage.vllm_default": _get(results, "schema_coverage", "vllm_default", "coverage"),
+        "schema_coverage.vllm_guidance": _get(results, "schema_coverage", "vllm_guidance", "coverage"),
+        "schema_coverage.silent_misses": _get(results, "schema_coverage", "silent_misses", "wrapserve"),
     }
 
 

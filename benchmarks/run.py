@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks import compile_bench, report
+from benchmarks import compile_bench, coverage, report
 from benchmarks.clients import VllmClient, WrapserveClient
 from benchmarks.scenarios import Scenarios, Sizes, first_call_ms
 from benchmarks.servers import ServerConfig, Servers, StartedServer
@@ -44,6 +44,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "extract": 100,
         "report": 40,
         "compile": 300,
+        "coverage": 300,
         "sweep": "1,8,32,64",
         "steady": 10,
         "starts": 3,
@@ -53,6 +54,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "extract": 40,
         "report": 12,
         "compile": 80,
+        "coverage": 60,
         "sweep": "1,16,64",
         "steady": 6,
         "starts": 1,
@@ -121,7 +123,44 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--load-format", default="auto", help="'dummy' for random weights from config.json")
     parser.add_argument("--maskbench", type=Path, default=compile_bench.MASKBENCH)
+    parser.add_argument("--coverage-schemas", type=int, help="maskbench schemas for schema_coverage")
+    parser.add_argument("--coverage-max-tokens", type=int, default=256)
+    parser.add_argument("--skip-coverage", action="store_true", help="no schema_coverage measurement")
     return parser.parse_args(argv)
+
+
+def _schema_coverage(args: argparse.Namespace, config: ServerConfig) -> dict[str, Any]:
+    """The same maskbench sample through Wrapserve and vLLM's server (its default backend and
+    guidance), one server at a time (benchmarks/coverage.py)."""
+    count = args.coverage_schemas or int(DEFAULTS["quick" if args.quick else "full"]["coverage"])
+    schemas = coverage.sample_by_set(args.maskbench, count)
+    print(f"[bench] schema coverage over {len(schemas)} maskbench schemas, 3 servers", flush=True)
+    blocks: dict[str, dict[str, Any]] = {}
+    work = Path(tempfile.mkdtemp(prefix="wrapserve-coverage-"))
+    with Servers(config, work) as servers:
+        starts = {
+            "wrapserve": lambda: servers.start_wrapserve(
+                "wrapserve-coverage", WRAPSERVE_STRUCTURED_OUTPUT_BACKEND="guidance"
+            ),
+            "vllm_default": lambda: servers.start_vllm("vllm-auto", backend="auto"),
+            "vllm_guidance": lambda: servers.start_vllm("vllm-guidance", backend="guidance"),
+        }
+        for name, start in starts.items():
+            server = start()
+            outcomes = asyncio.run(
+                coverage.measure(server.base_url, args.model, schemas, max_tokens=args.coverage_max_tokens)
+            )
+            servers.stop(server)
+            blocks[name] = coverage.summarize(schemas, outcomes)
+            print(f"[bench]   {name}: {blocks[name]['valid']}/{len(schemas)} valid", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    result = coverage.compare(blocks)
+    result["meta"] = {
+        "schemas": len(schemas),
+        "max_tokens": args.coverage_max_tokens,
+        "prompt": coverage.PROMPT,
+    }
+    return result
 
 
 async def _timed_first_calls(base_url: str, random_weights: bool = False) -> dict[str, float]:
@@ -338,8 +377,10 @@ def main(argv: list[str] | None = None) -> int:
             count,
             args.compile_timeout,
             config.model_dir,
-            ("outlines", "xgrammar", "guidance"),
+            ("wrapserve", "outlines", "xgrammar", "guidance"),
         )
+    if not args.skip_coverage:
+        results["schema_coverage"] = _schema_coverage(args, config)
     results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
     report.write(results, args.out)
     print(json.dumps(report.headline(results), indent=2))

@@ -189,8 +189,9 @@ class Servers:
         command = [sys.executable, "-m", "server.cli", "serve", "--port", str(port)]
         return self._start(name, command, env, port)
 
-    def start_vllm(self, name: str = "vllm", *extra_args: str) -> StartedServer:
-        """vLLM's own OpenAI server on the same model folder, engine options and grammar backend."""
+    def start_vllm(self, name: str = "vllm", *extra_args: str, backend: str | None = None) -> StartedServer:
+        """vLLM's own OpenAI server on the same model folder, engine options and grammar
+        backend (or ``backend``: "auto" is vLLM's own default)."""
         config, port = self.config, free_port()
         command = [
             sys.executable,
@@ -211,7 +212,7 @@ class Servers:
             "--gpu-memory-utilization",
             str(config.memory_fraction),
             "--structured-outputs-config",
-            f'{{"backend": "{config.backend}"}}',
+            f'{{"backend": "{backend or config.backend}"}}',
             "--load-format",
             config.load_format,
             "--enable-prefix-caching",

@@ -6,7 +6,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wrappers.errors import BadRequest
 
-__all__ = ["ContextOverflow", "Limits", "check_prompt_fits"]
+__all__ = ["ContextOverflow", "Limits", "check_engine_int", "check_prompt_fits", "check_unicode"]
+
+# What the engine's serializer holds (a signed 64-bit integer): anything outside is a 400
+# here, not an OverflowError inside vLLM with a request left behind.
+INT64 = (-(2**63), 2**63 - 1)
 
 
 class Limits(BaseModel):
@@ -30,6 +34,20 @@ class Limits(BaseModel):
 
 class ContextOverflow(BadRequest):
     code = "context_length_exceeded"
+
+
+def check_engine_int(value: int | None, param: str) -> None:
+    if value is not None and not INT64[0] <= value <= INT64[1]:
+        raise BadRequest(f"{param} must be a signed 64-bit integer, got {value}", param=param)
+
+
+def check_unicode(text: str, param: str) -> None:
+    """A lone surrogate ("\\ud800", legal in JSON text, not in Unicode) is a 400 naming the
+    field, before any tokenizer sees it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"{param} holds a lone surrogate (invalid Unicode)", param=param) from None
 
 
 def check_prompt_fits(prompt_tokens: int, max_tokens: int, max_model_len: int) -> None:

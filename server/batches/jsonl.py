@@ -75,6 +75,8 @@ def _parse_line(line_no: int, text: str, known_wrapper: Callable[[str], bool] | 
         raw = json.loads(text)
     except json.JSONDecodeError as error:
         raise _fail(line_no, f"not valid JSON ({error.msg} at column {error.colno})") from None
+    except RecursionError:
+        raise _fail(line_no, "JSON nested too deeply") from None
     if not isinstance(raw, dict):
         raise _fail(line_no, "must be a JSON object with custom_id, method, url and body")
     missing = [key for key in ("custom_id", "method", "url", "body") if key not in raw]
@@ -86,6 +88,10 @@ def _parse_line(line_no: int, text: str, known_wrapper: Callable[[str], bool] | 
     custom_id, method, url, body = raw["custom_id"], raw["method"], raw["url"], raw["body"]
     if not isinstance(custom_id, str) or not custom_id or len(custom_id) > MAX_CUSTOM_ID:
         raise _fail(line_no, f"custom_id must be a non-empty string of at most {MAX_CUSTOM_ID} characters")
+    try:
+        custom_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(line_no, "custom_id holds a lone surrogate (invalid Unicode)") from None
     if method != "POST":
         raise _fail(line_no, f"method must be POST, not {method!r}")
     if not isinstance(url, str) or not is_allowed_url(url):

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from server.engine.admission import Admission
 from server.engine.protocol import ChatMessage, Engine, Sampling
 from server.invocation.decoding import DecodeMode, Decoder, DecodeSettings
-from server.limits import Limits
+from server.limits import Limits, check_engine_int, check_unicode
 from server.structured.checked import resample_sampling
 from server.structured.grammar import CompiledGrammar, GrammarCompiler
 from wrappers.base import Wrapper
@@ -116,6 +116,7 @@ class WrapperService:
 
     def _sampling(self, wrapper: type[Wrapper], options: InvokeOptions | None) -> Sampling:
         options = options or InvokeOptions()
+        check_engine_int(options.seed, "options.seed")
         max_tokens = options.max_tokens or wrapper.sampling.max_tokens
         if max_tokens > self._limits.max_tokens:
             raise BadRequest(
@@ -150,6 +151,8 @@ class WrapperService:
         grammar = await self.grammars.compile(schema, prefer="validator" if plan.choice else "regex")
         engine = engine or self._engine()
         messages = [ChatMessage(role=m.role, content=m.content) for m in wrapper.messages(data)]
+        for message in messages:
+            check_unicode(message.content, "input")
         decoded = await self.decoder.run(engine, messages, grammar, sampling, plan, wrapper.user_head())
         # An answer cut off or invalid is generated again (server/structured/checked.py);
         # scored labels are exact, and warm-up's one-token calls are cut off on purpose.

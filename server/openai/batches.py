@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.batches.jobs import BatchJobs, get_batches
 from server.http.middleware.auth import Caller
+from server.limits import check_unicode
 
 __all__ = ["router"]
 
@@ -30,6 +31,10 @@ class CreateBatch(BaseModel):
 
 @router.post("")
 async def create_batch(body: CreateBatch, jobs: Jobs, caller: Caller) -> dict[str, Any]:
+    for key, value in (body.metadata or {}).items():
+        check_unicode(key + value, f"metadata.{key.encode('utf-8', 'backslashreplace').decode()}")
+    check_unicode(body.input_file_id, "input_file_id")
+    check_unicode(body.endpoint, "endpoint")
     return jobs.create(
         body.input_file_id, body.endpoint, body.completion_window, body.metadata, caller
     ).as_openai()

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 
 from server.engine.protocol import ChatMessage, Sampling
-from server.limits import Limits, check_prompt_fits
+from server.limits import Limits, check_engine_int, check_prompt_fits, check_unicode
 from server.openai.protocol import ChatMessageIn, StreamOptions, Usage
 from wrappers.errors import BadRequest, NotFound
 
@@ -115,6 +115,7 @@ def to_sampling(
     for name, value in penalties.items():
         if not -2 <= value <= 2:
             raise BadRequest(f"{name} must be between -2 and 2, got {value}", param=name)
+    check_engine_int(seed, "seed")
     n = 1 if n is None else n
     if not 1 <= n <= limits.max_n:
         raise BadRequest(f"n must be between 1 and {limits.max_n}, got {n}", param="n")
@@ -176,6 +177,7 @@ def to_chat_messages(messages: Sequence[ChatMessageIn]) -> list[ChatMessage]:
                 for call in message.tool_calls
             ]
             text = "\n".join(filter(None, [text, *(json.dumps(call) for call in calls)]))
+        check_unicode(text, f"messages.{index}.content")
         role = _ROLES.get(message.role, message.role)
         converted.append(ChatMessage(role=role, content=text))  # type: ignore[arg-type]
     return converted
@@ -184,5 +186,5 @@ def to_chat_messages(messages: Sequence[ChatMessageIn]) -> list[ChatMessage]:
 def _arguments(raw: str) -> object:
     try:
         return json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # kept as text, as any non-JSON arguments
         return raw

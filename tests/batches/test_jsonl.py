@@ -71,3 +71,9 @@ def test_lines_must_fit_the_batch_endpoint() -> None:
     assert not same_endpoint("/v1/completions", "/v1/chat/completions")
     assert wrapper_name("/v1/wrappers/sentiment/invoke") == "sentiment"
     assert wrapper_name("/v1/wrappers/sentiment/batch") is None
+
+
+def test_a_lone_surrogate_id_or_a_too_deep_line_is_a_400_naming_the_line() -> None:
+    assert "lone surrogate" in rejected(line("ok"), line("\ud800"))
+    deep = '{"custom_id": "x", "method": "POST", "url": "/v1/completions", "body": ' + "[" * 30_000
+    assert rejected(line("ok"), deep + "]" * 30_000 + "}").startswith("line 2: JSON nested too deeply")

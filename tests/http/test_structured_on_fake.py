@@ -8,6 +8,8 @@ them is proved by tests/openai/test_structured_outputs.py."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -216,8 +218,16 @@ async def test_schema_check_reports_each_keyword_class_without_generating(
     assert unknown.status_code == 404
 
 
-def test_every_assertion_keyword_is_in_exactly_one_class() -> None:
+def test_every_assertion_keyword_is_in_exactly_one_class_and_the_readme_says_which() -> None:
     classes = {enforcement for enforcement, _ in KEYWORDS.values()}
     assert classes == {Enforcement.GRAMMAR, Enforcement.VALIDATED, Enforcement.REFUSED}
     for keyword in ("uniqueItems", "not", "if", "dependentRequired", "contains", "minimum", "allOf"):
         assert keyword in KEYWORDS
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("<!-- keyword-table:start -->")[1].split("<!-- keyword-table:end -->")[0]
+    documented = {
+        (row.split("|")[1].strip(), keyword)
+        for row in table.strip().splitlines()[2:]
+        for keyword in re.findall(r"`([^`]+)`", row.split("|")[2])
+    }
+    assert documented == {(enforcement.value, keyword) for keyword, (enforcement, _) in KEYWORDS.items()}

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
 from server.engine.protocol import Engine, GenerationRequest, GenerationResult, StreamDelta
-from server.limits import Limits
+from server.limits import Limits, check_unicode
 from server.openai import params
 from server.openai.logprobs import completion_logprobs_out
 from server.openai.protocol import Completion, CompletionChoice, CompletionRequest
@@ -46,6 +46,9 @@ async def _prompts(body: CompletionRequest, engine: Engine, limits: Limits) -> l
         prompts = list(prompt)  # type: ignore[arg-type]
     if not prompts:
         raise BadRequest("prompt is empty", param="prompt")
+    for index, item in enumerate(prompts):
+        if isinstance(item, str):
+            check_unicode(item, f"prompt.{index}" if len(prompts) > 1 else "prompt")
     if len(prompts) > limits.max_batch_items:
         raise BadRequest(f"{len(prompts)} prompts; at most {limits.max_batch_items}", param="prompt")
     # One prompt at a time: other requests' prompts are tokenized in between.
