@@ -126,7 +126,28 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--coverage-schemas", type=int, help="maskbench schemas for schema_coverage")
     parser.add_argument("--coverage-max-tokens", type=int, default=256)
     parser.add_argument("--skip-coverage", action="store_true", help="no schema_coverage measurement")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the sections of the previous latest.json this run does not measure (meta says which ran when)",
+    )
     return parser.parse_args(argv)
+
+
+def _updated(previous: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """The previous results with this run's sections in place of theirs. Each section's
+    ratios are still measured side by side within one run; ``meta.sections`` says which
+    run (date and command) each section comes from."""
+    measured = [key for key in fresh if key != "meta"]
+    sections = dict(previous.get("meta", {}).get("sections") or {})
+    for key in previous:
+        if key not in ("meta", "plots") and key not in sections:
+            sections[key] = {"date": previous["meta"].get("date"), "command": previous["meta"].get("command")}
+    for key in measured:
+        sections[key] = {"date": fresh["meta"]["date"], "command": fresh["meta"]["command"]}
+    merged = {**previous, **{key: fresh[key] for key in measured}}
+    merged["meta"] = {**previous.get("meta", {}), "sections": sections, "updated": fresh["meta"]["date"]}
+    return merged
 
 
 def _schema_coverage(args: argparse.Namespace, config: ServerConfig) -> dict[str, Any]:
@@ -382,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_coverage:
         results["schema_coverage"] = _schema_coverage(args, config)
     results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
+    previous = args.out / "latest.json"
+    if args.update and previous.exists():
+        results = _updated(json.loads(previous.read_text()), results)
     report.write(results, args.out)
     print(json.dumps(report.headline(results), indent=2))
     return 0
