@@ -87,7 +87,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-servers", action="store_true", help="only the grammar compile benchmark")
     parser.add_argument("--model", default="smollm2-135m-instruct", help="model folder under --weights-dir")
     parser.add_argument("--weights-dir", type=Path, default=ServerConfig.weights_dir)
-    parser.add_argument("--backend", default="outlines", help="structured-output backend of both servers")
+    parser.add_argument("--backend", default="guidance", help="structured-output backend of both servers")
     parser.add_argument(
         "--memory-fraction", type=float, default=0.15, help="gpu_memory_utilization per server"
     )

@@ -48,7 +48,7 @@ class ServerConfig:
     dtype: str = "float32"
     memory_fraction: float = 0.15  # on CPU: share of NUMA node 0's RAM for weights + KV cache
     enforce_eager: bool = True
-    backend: str = "outlines"
+    backend: str = "guidance"
     load_format: str = "auto"
     # KV cache block size (both servers); None: vLLM's default (128 on CPU, 16 on GPU).
     block_size: int | None = None
