@@ -14,6 +14,7 @@ TARGETS = {
     "structured_overhead_ratio": ">= 0.95",
     "first_call_ratio": "<= 1.5",
     "compile_coverage": ">= 0.95 (compiled within the budget or rejected with a clear error)",
+    "schema_coverage.silent_misses": "0",
 }
 
 
@@ -234,6 +235,28 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {backend} | {b['compiled']} | {b['rejected']} | {b['timeout']} | {b['error'] + b['crashed']} | "
                 f"{b['coverage']:.1%} | {b['p50_ms']} | {b['p99_ms']} |"
             )
+    coverage = results.get("schema_coverage")
+    if coverage:
+        meta = coverage.get("meta", {})
+        servers = [name for name in ("wrapserve", "vllm_default", "vllm_guidance") if name in coverage]
+        lines += [
+            "",
+            f"## Schema coverage ({meta.get('schemas')} maskbench schemas, max_tokens {meta.get('max_tokens')})",
+            "",
+            "| server | set | valid | refused | truncated | invalid 200 | error | coverage |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name in servers:
+            for set_name, b in [("all", coverage[name]), *coverage[name]["by_set"].items()]:
+                lines.append(
+                    f"| {name} | {set_name} | {b['valid']} | {b['refused']} | {b['truncated']} | "
+                    f"{b['invalid']} | {b['error']} | {b['coverage']:.1%} |"
+                )
+        if ratio := coverage.get("ratio_to_best_vllm"):
+            lines += [
+                "",
+                f"Wrapserve / best vLLM backend ({ratio['best']}): {ratio['overall']} overall, by set {ratio['by_set']}.",
+            ]
     lines += ["", "## Headline", "", "| figure | measured | target |", "|---|---|---|"]
     for key, value in headline(results).items():
         lines.append(f"| {key} | {value} | {TARGETS.get(key, '')} |")
