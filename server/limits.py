@@ -20,6 +20,9 @@ class Limits(BaseModel):
     max_tokens: int = Field(default=4096, gt=0)
     max_n: int = Field(default=8, gt=0)
     max_stop_sequences: int = Field(default=8, ge=0)
+    # Messages in one chat request: each adds template tokens the content does not show, and
+    # hundreds of thousands of empty ones would hold the tokenizer for minutes.
+    max_messages: int = Field(default=2048, gt=0)
     max_batch_items: int = Field(default=1000, gt=0)
     max_queued_requests: int = Field(default=256, gt=0)
     max_queued_tokens: int = Field(default=2_000_000, gt=0)

@@ -163,6 +163,12 @@ class VllmEngine:
         self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_through: str | None = None
     ) -> list[int]:
         self._refuse_if_too_long(sum(len(m.content) for m in messages) + len(assistant_prefix), "messages")
+        if len(messages) > self.info.max_model_len:  # each message's template adds at least a token
+            raise ContextOverflow(
+                f"{len(messages)} messages cannot fit the model's context length of "
+                f"{self.info.max_model_len} tokens (every message adds at least one)",
+                param="messages",
+            )
         chat = [{"role": m.role, "content": m.content} for m in messages]
         return await self._off_loop(self._layout.encode_chat, chat, assistant_prefix, align_through)
 

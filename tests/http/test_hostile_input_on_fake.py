@@ -102,3 +102,11 @@ async def test_deeply_nested_tool_call_arguments_are_text_not_a_crash(fake_http:
         "/v1/chat/completions", json={"model": MODEL, "messages": messages, "max_tokens": 3}
     )
     assert response.status_code in (200, 400), response.text
+
+
+async def test_too_many_messages_is_a_400_naming_the_limit(fake_http: httpx.AsyncClient) -> None:
+    messages = [{"role": "user", "content": ""}] * 5_000
+    response = await fake_http.post("/v1/chat/completions", json={"model": MODEL, "messages": messages})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "messages"
+    assert "MAX_MESSAGES" in response.json()["error"]["message"]

@@ -45,6 +45,12 @@ async def prepare_chat(body: ChatCompletionRequest, state: ServerState, engine: 
             param="chat_template",
         )
     limits = state.settings.limits
+    if len(body.messages) > limits.max_messages:
+        raise BadRequest(
+            f"{len(body.messages)} messages; a request holds at most {limits.max_messages} "
+            "(WRAPSERVE_LIMITS__MAX_MESSAGES)",
+            param="messages",
+        )
     tools = plan_tools(body.tools, body.tool_choice)
     messages = params.to_chat_messages(body.messages)
     if tools is not None:
