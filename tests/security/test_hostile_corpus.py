@@ -248,3 +248,28 @@ def test_a_thousand_distinct_schemas_keep_memory_bounded(http: httpx.Client, ser
     assert _metric(metrics, "wrapserve_grammar_cache_bytes") <= 64 * 1024 * 1024
     assert rss_end - rss_start < 400 * 1024 * 1024, (rss_start, rss_end)
     _normal_request_succeeds(http)
+
+
+def test_a_flood_of_distinct_hostile_schemas_keeps_engine_memory_bounded(
+    http: httpx.Client, server: Any
+) -> None:
+    """Long bounded repetitions (``[a-z]{0,44xx}``), each distinct so no cache helps, cost the
+    outlines backend ~600 MB of engine memory apiece; on llguidance's lazy grammars the
+    engine's processes stay flat. Read on the engine's own processes, not the API server."""
+    import psutil
+
+    engine = [child for child in psutil.Process(server.process.pid).children(recursive=True)]
+    assert engine, "the engine's processes were not found"
+
+    def engine_rss() -> int:
+        return sum(process.memory_info().rss for process in engine if process.is_running())
+
+    before = engine_rss()
+    started = time.monotonic()
+    for index in range(100):
+        response = _chat(max_tokens=8, **_schema_format(_string_with(f"[a-z]{{0,{4400 + index}}}")))(http)
+        assert response.status_code == 200, response.text
+    grown = engine_rss() - before
+    assert grown < 150 * 1024 * 1024, f"engine processes grew {grown / 2**20:.0f} MB over 100 schemas"
+    assert time.monotonic() - started < 300
+    _normal_request_succeeds(http)
