@@ -27,7 +27,8 @@ __all__ = ["answer_problems", "generate_checked", "resample_sampling"]
 # samples at this temperature instead, and discourages the repetition that loops.
 RESAMPLE_TEMPERATURE = 0.7
 RESAMPLE_REPETITION_PENALTY = 1.1
-# Answers longer than this are validated in a worker thread, off the event loop.
+# Answers longer than this, or with keywords only validation holds (bounded backtracking,
+# uniqueItems' pairs), are validated in a worker thread, off the event loop.
 _INLINE_CHARS = 4096
 _VALIDATION_BUDGET_S = 5.0
 
@@ -42,7 +43,7 @@ def _problems_now(grammar: CompiledGrammar, text: str) -> tuple[Any, list[str]]:
 
 async def answer_problems(grammar: CompiledGrammar, text: str) -> tuple[Any, list[str]]:
     """(the parsed answer, what is wrong with it: empty when it is valid)."""
-    if len(text) <= _INLINE_CHARS:
+    if len(text) <= _INLINE_CHARS and not grammar.validated_only:  # linear, and short: inline
         return _problems_now(grammar, text)
     try:
         return await asyncio.wait_for(

@@ -71,6 +71,11 @@ class CompiledGrammar:
     def validation_errors(self, value: Any) -> list[str]:
         return self.validator.errors(value)
 
+    @property
+    def validated_only(self) -> bool:
+        """Whether some keyword is held by validation alone (a backtracking pattern, ``uniqueItems``...)."""
+        return any(use.enforcement == "validated" for use in self.uses)
+
 
 def schema_key(schema: Any) -> str:
     canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -176,7 +176,14 @@ def _for_grammar(root: dict[str, Any], limits: GrammarLimits) -> dict[str, Any]:
     for _, node in schemas(root, limits.max_depth):
         _bound_runaways(node)
         others = {"additionalProperties", "patternProperties", "unevaluatedProperties", "allOf"}
-        if "properties" in node and not others & set(node) and id(node) not in merged:
+        required: list[Any] = node["required"] if isinstance(node.get("required"), list) else []
+        listed = node.get("properties") if isinstance(node.get("properties"), dict) else None
+        if (
+            listed is not None
+            and not others & set(node)
+            and id(node) not in merged
+            and all(name in listed for name in required)  # else the schema itself wants others
+        ):
             node["additionalProperties"] = False
         for key in [k for k in node if enforcement_of(k) is Enforcement.VALIDATED or k == "x-guidance"]:
             del node[key]

@@ -102,6 +102,11 @@ SERVED = {
         ],
         "discriminator": {"propertyName": "kind"},
     },
+    "required-names-an-undeclared-property": {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}},
+        "required": ["a", "b"],
+    },
     "unique-items-validated": {
         "type": "array",
         "items": {"type": "integer", "minimum": 0, "maximum": 50},
