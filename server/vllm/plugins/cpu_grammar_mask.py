@@ -3,10 +3,10 @@
 
 Every step of a constrained decode, vLLM's worker sets the logits of the tokens the grammar
 forbids to -inf. On a CPU it does so with xgrammar's scalar kernel, and for bf16 logits it
-first copies them to fp32 and back. For 64 sequences over SmolLM2's 49,152-token vocabulary
-that took 12 ms (kernel) + 9 ms (bf16 round trip) on one core of the 2-core build machine,
-against 3.7 ms for the same mask unpacked with numpy and applied with one ``masked_fill_`` in
-the logits' own dtype (what that is worth end to end: benchmarks/RESULTS.md, speed-up 6).
+first copies them to fp32 and back; unpacking the mask with numpy and applying it with one
+``masked_fill_`` in the logits' own dtype is several times faster (the figures, and what that
+is worth end to end: benchmarks/RESULTS.md, "The speed-ups"). The mask is the same whichever
+grammar backend filled it, so this serves every backend.
 
 Only the CPU path without speculative tokens is replaced; anything else (GPU logits, draft
 tokens) goes to vLLM's own function. ``WRAPSERVE_FAST_CPU_MASKS=false`` turns it off (read

@@ -5,12 +5,13 @@ Every decode step of a constrained request, vLLM's engine core advances the requ
 outlines_core ``Guide`` by the sampled token with ``guide.advance(token)``. That call also
 returns the list of tokens allowed next, which vLLM discards: it reads the allowed tokens
 from the bitmask (``write_mask_into``) instead. Inside a JSON string nearly the whole
-vocabulary is allowed, so such an advance builds a Python list of ~49,000 ints: up to ~1 ms,
-121 us per token on average over real entity answers, against 0.3 us for
-``advance(token, return_tokens=False)`` (SmolLM2's vocabulary, the 2-core build machine,
-``python -m benchmarks.grammar_step``). With 64 requests in a step that is ~8 ms of the
-engine core's serial work per step, paid while the model waits; what it is worth end to end:
-benchmarks/RESULTS.md, speed-up 7.
+vocabulary is allowed, so such an advance builds a Python list of the whole vocabulary,
+paid in the engine core's serial work every step while the model waits, where
+``advance(token, return_tokens=False)`` builds nothing (``python -m benchmarks.grammar_step``
+measures both; what it is worth end to end: benchmarks/RESULTS.md, "The speed-ups").
+
+It acts only when the engine runs vLLM's outlines backend
+(``WRAPSERVE_STRUCTURED_OUTPUT_BACKEND=outlines``); on the default, guidance, it is inert.
 
 The plugin wraps each guide vLLM's outlines backend builds in ``QuietGuide``, whose
 ``advance`` returns nothing unless asked; every other call goes to the guide unchanged.
