@@ -116,6 +116,8 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
         title="Wrapserve",
         version="0.1.0",
         lifespan=lifespan,
+        # No 307 to the slash-less path: its Location would be built from the Host header.
+        redirect_slashes=False,
     )
     app.state.wrapserve = state
     app.state.batches = jobs

@@ -88,7 +88,12 @@ class BatchJobs:
                 f"the file has {len(content)} bytes; the limit is {self.limits.max_batch_file_bytes}",
                 param="file",
             )
-        parse_batch_file(content, max_lines=self.limits.max_batch_lines, known_wrapper=self._known_wrapper)
+        parse_batch_file(
+            content,
+            max_lines=self.limits.max_batch_lines,
+            max_line_bytes=self.limits.max_body_bytes,
+            known_wrapper=self._known_wrapper,
+        )
         return self.store.create_file(filename or "upload.jsonl", purpose, content, owner_key)
 
     def create(
@@ -124,6 +129,7 @@ class BatchJobs:
             lines = parse_batch_file(
                 self.store.file_content(input_file_id, owner_key),
                 max_lines=self.limits.max_batch_lines,
+                max_line_bytes=self.limits.max_body_bytes,
                 endpoint=endpoint,
                 known_wrapper=self._known_wrapper,
             )

@@ -114,13 +114,15 @@ def parse_batch_file(
     content: bytes,
     *,
     max_lines: int,
+    max_line_bytes: int | None = None,
     endpoint: str | None = None,
     known_wrapper: Callable[[str], bool] | None = None,
 ) -> list[BatchLine]:
     """Every line of a batch input file, or ``BatchInputInvalid`` naming the first bad one.
 
     Blank lines are skipped. ``endpoint``, when given, is the batch's endpoint that every
-    line must fit; ``known_wrapper`` says whether a wrapper name exists.
+    line must fit; ``known_wrapper`` says whether a wrapper name exists; ``max_line_bytes``
+    bounds each line as the body limit bounds a request (a line carries one request's body).
     """
     try:
         text = content.decode("utf-8")
@@ -135,6 +137,8 @@ def parse_batch_file(
             raise BatchInputInvalid(
                 f"the file has more than {max_lines} requests; split it into several batches"
             )
+        if max_line_bytes is not None and len(raw_line.encode("utf-8", "surrogatepass")) > max_line_bytes:
+            raise _fail(line_no, f"the line is larger than {max_line_bytes} bytes, the request body limit")
         line = _parse_line(line_no, raw_line, known_wrapper)
         if line.custom_id in seen:
             raise _fail(

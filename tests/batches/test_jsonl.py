@@ -77,3 +77,10 @@ def test_a_lone_surrogate_id_or_a_too_deep_line_is_a_400_naming_the_line() -> No
     assert "lone surrogate" in rejected(line("ok"), line("\ud800"))
     deep = '{"custom_id": "x", "method": "POST", "url": "/v1/completions", "body": ' + "[" * 30_000
     assert rejected(line("ok"), deep + "]" * 30_000 + "}").startswith("line 2: JSON nested too deeply")
+
+
+def test_a_line_larger_than_the_request_body_limit_is_refused() -> None:
+    long_line = json.dumps(
+        {"custom_id": "b", "method": "POST", "url": "/v1/completions", "body": {"prompt": "x" * 2_000}}
+    )
+    assert "larger than 1000 bytes" in rejected(line("a"), long_line, max_line_bytes=1_000)

@@ -110,3 +110,24 @@ async def test_too_many_messages_is_a_400_naming_the_limit(fake_http: httpx.Asyn
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "messages"
     assert "MAX_MESSAGES" in response.json()["error"]["message"]
+
+
+async def test_a_trailing_slash_is_a_404_not_a_redirect_built_from_the_host_header(
+    fake_http: httpx.AsyncClient,
+) -> None:
+    response = await fake_http.post(
+        "/v1/chat/completions/", json={"model": MODEL, "messages": []}, headers={"Host": "evil.example"}
+    )
+    assert response.status_code == 404 and "location" not in response.headers
+
+
+async def test_chat_template_is_refused_on_wrapper_models_too(fake_http: httpx.AsyncClient) -> None:
+    response = await fake_http.post(
+        "/v1/chat/completions",
+        json={
+            "model": "wrapper:sentiment",
+            "messages": [{"role": "user", "content": "great"}],
+            "chat_template": "{{ messages }}",
+        },
+    )
+    assert response.status_code == 400 and response.json()["error"]["param"] == "chat_template"

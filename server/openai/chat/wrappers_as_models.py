@@ -83,6 +83,11 @@ def _refuse_unsupported(body: ChatCompletionRequest) -> None:
         raise BadRequest("logprobs are not available for wrapper models", param="logprobs")
     if body.stop:
         raise BadRequest("stop sequences would cut a wrapper's structured answer", param="stop")
+    if body.chat_template is not None:  # as on the model itself: templates come from manifests
+        raise BadRequest(
+            "chat_template is not accepted; the template comes from the model's manifest",
+            param="chat_template",
+        )
 
 
 def _options(body: ChatCompletionRequest, state: ServerState) -> InvokeOptions:
