@@ -2,12 +2,13 @@
 
 The grammar holds most keywords while decoding; the validator checks the rest
 (``uniqueItems``, ``not``, ``oneOf``'s exclusivity...) and every other keyword again.
-An answer that fails, or that ``max_tokens`` cut off (a small model can loop inside a
-grammar's unbounded string or recursion), is generated again with another seed, at
-most ``resamples`` times. If it still fails validation, ``OutputInvalid`` (502) carries
-the raw output; if it is still cut off, the last attempt is returned with
-``finish_reason: "length"`` (OpenAI's contract). A 200 with a schema and
-``finish_reason: "stop"`` is therefore always valid against it.
+An answer that fails is generated again with another seed, at most ``resamples`` times;
+if it still fails, ``OutputInvalid`` (502) carries the raw output. A 200 with a schema
+and ``finish_reason: "stop"`` is therefore always valid against it. An answer that
+``max_tokens`` cut off is returned as it is, with ``finish_reason: "length"`` (OpenAI's
+contract: the client chose the bound, and resampling it would multiply a small bound's
+cost); wrapper calls, whose bound is the wrapper's own, resample those too
+(``server/invocation/service.py``).
 """
 
 from __future__ import annotations
@@ -51,16 +52,6 @@ async def answer_problems(grammar: CompiledGrammar, text: str) -> tuple[Any, lis
         )
     except TimeoutError:
         return None, [f"the answer could not be validated within {_VALIDATION_BUDGET_S:g}s"]
-
-
-async def _what_is_wrong(grammar: CompiledGrammar, choice: GeneratedChoice, sampling: Sampling) -> list[str]:
-    """Why this choice must be generated again; empty when it stands."""
-    if choice.finish_reason == "length":
-        # ignore_eos asks for exactly max_tokens (load tests): being cut off is the point.
-        return [] if sampling.ignore_eos else ["the answer was cut off by max_tokens"]
-    if choice.finish_reason != "stop":
-        return []  # aborted: nobody is waiting for another attempt
-    return (await answer_problems(grammar, choice.text))[1]
 
 
 def resample_sampling(sampling: Sampling, attempt: int) -> Sampling:
