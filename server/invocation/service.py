@@ -7,7 +7,6 @@ every way of calling a wrapper gets the same guarantees.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,7 +19,7 @@ from server.engine.admission import Admission
 from server.engine.protocol import ChatMessage, Engine, Sampling
 from server.invocation.decoding import DecodeMode, Decoder, DecodeSettings
 from server.limits import Limits, check_engine_int, check_unicode
-from server.structured.checked import resample_sampling
+from server.structured.checked import checked_answer, resample_sampling
 from server.structured.grammar import CompiledGrammar, GrammarCompiler
 from wrappers.base import Wrapper
 from wrappers.errors import BadRequest, OutputInvalid, OutputTruncated, WrapserveError
@@ -159,7 +158,7 @@ class WrapperService:
         attempts = 0 if plan.choice is not None or not resample else self._limits.max_schema_resamples
         for attempt in range(1, attempts + 2):
             try:
-                output = self._parse_output(wrapper, data, grammar, decoded.text, decoded.finish_reason)
+                output = await self._parse_output(wrapper, data, grammar, decoded.text, decoded.finish_reason)
                 break
             except OutputInvalid:
                 if attempt > attempts:
@@ -178,7 +177,7 @@ class WrapperService:
             cached_prompt_tokens=decoded.cached_prompt_tokens,
         )
 
-    def _parse_output(
+    async def _parse_output(
         self, wrapper: type[Wrapper], data: BaseModel, grammar: CompiledGrammar, text: str, finish_reason: str
     ) -> Any:
         if finish_reason == "length":
@@ -187,16 +186,7 @@ class WrapperService:
                 raw_output=text,
                 finish_reason=finish_reason,
             )
-        try:
-            value = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as error:
-            raise OutputInvalid(
-                f"the answer is not JSON: {error}", raw_output=text, finish_reason=finish_reason
-            ) from None
-        if problems := grammar.validation_errors(value):
-            raise OutputInvalid(
-                f"the answer does not match the schema: {'; '.join(problems)}", raw_output=text
-            )
+        value = await checked_answer(grammar, text, finish_reason)
         try:
             parsed = wrapper.parse_output(data, value)
         except ValidationError as error:

@@ -22,7 +22,7 @@ from server.engine.protocol import Engine, GeneratedChoice, GenerationRequest, G
 from server.structured.grammar import CompiledGrammar
 from wrappers.errors import OutputInvalid
 
-__all__ = ["answer_problems", "generate_checked", "resample_sampling"]
+__all__ = ["StreamCheck", "checked_answer", "generate_checked", "resample_sampling"]
 
 # Greedy decoding gives the same answer whatever the seed, so a resample of a greedy call
 # samples at this temperature instead, and discourages the repetition that loops.
@@ -34,24 +34,37 @@ _INLINE_CHARS = 4096
 _VALIDATION_BUDGET_S = 5.0
 
 
-def _problems_now(grammar: CompiledGrammar, text: str) -> tuple[Any, list[str]]:
+def _checked_now(grammar: CompiledGrammar, text: str, finish_reason: str | None) -> Any:
     try:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as error:
-        return None, [f"the answer is not JSON: {str(error)[:200]}"]
-    return value, grammar.validation_errors(value)
+        raise OutputInvalid(
+            f"the answer is not JSON: {str(error)[:200]}", raw_output=text, finish_reason=finish_reason
+        ) from None
+    if problems := grammar.validation_errors(value):
+        raise OutputInvalid(
+            f"the answer does not match the schema: {'; '.join(problems)}",
+            raw_output=text,
+            finish_reason=finish_reason,
+        )
+    return value
 
 
-async def answer_problems(grammar: CompiledGrammar, text: str) -> tuple[Any, list[str]]:
-    """(the parsed answer, what is wrong with it: empty when it is valid)."""
+async def checked_answer(grammar: CompiledGrammar, text: str, finish_reason: str | None = None) -> Any:
+    """The answer parsed, or ``OutputInvalid`` saying why it is not JSON valid against
+    ``grammar``'s schema. The one check every route's answers go through."""
     if len(text) <= _INLINE_CHARS and not grammar.validated_only:  # linear, and short: inline
-        return _problems_now(grammar, text)
+        return _checked_now(grammar, text, finish_reason)
     try:
         return await asyncio.wait_for(
-            asyncio.to_thread(_problems_now, grammar, text), timeout=_VALIDATION_BUDGET_S
+            asyncio.to_thread(_checked_now, grammar, text, finish_reason), timeout=_VALIDATION_BUDGET_S
         )
     except TimeoutError:
-        return None, [f"the answer could not be validated within {_VALIDATION_BUDGET_S:g}s"]
+        raise OutputInvalid(
+            f"the answer could not be validated within {_VALIDATION_BUDGET_S:g}s",
+            raw_output=text,
+            finish_reason=finish_reason,
+        ) from None
 
 
 def resample_sampling(sampling: Sampling, attempt: int) -> Sampling:
@@ -74,17 +87,19 @@ async def generate_checked(
         return result
     choices: list[GeneratedChoice] = []
     for choice in result.choices:
-        attempt = 0
-        while choice.finish_reason == "stop" and (
-            problems := (await answer_problems(grammar, choice.text))[1]
-        ):
-            if attempt == resamples:
-                raise OutputInvalid(
-                    f"the answer does not match the schema after {resamples} resamples: {'; '.join(problems)}",
-                    raw_output=choice.text,
-                    finish_reason=choice.finish_reason,
-                )
-            attempt += 1
+        for attempt in range(1, resamples + 2):
+            if choice.finish_reason != "stop":
+                break  # cut off (or aborted): returned as it is
+            try:
+                await checked_answer(grammar, choice.text, choice.finish_reason)
+                break
+            except OutputInvalid as error:
+                if attempt > resamples:
+                    raise OutputInvalid(
+                        f"{error.message} (after {resamples} resamples)",
+                        raw_output=choice.text,
+                        finish_reason=choice.finish_reason,
+                    ) from None
             again = await engine.generate(
                 dataclasses.replace(
                     request,
@@ -111,10 +126,4 @@ class StreamCheck:
         self._texts.setdefault(index, []).append(text)
         if finish_reason != "stop":
             return
-        answer = "".join(self._texts.pop(index))
-        if problems := (await answer_problems(self._grammar, answer))[1]:
-            raise OutputInvalid(
-                f"the answer does not match the schema: {'; '.join(problems)}",
-                raw_output=answer,
-                finish_reason=finish_reason,
-            )
+        await checked_answer(self._grammar, "".join(self._texts.pop(index)), finish_reason)
