@@ -62,6 +62,8 @@ class CompiledGrammar:
     validator: AnswerValidator = field(repr=False, compare=False)
     uses: tuple[KeywordUse, ...] = field(default=(), repr=False, compare=False)
     warnings: tuple[str, ...] = ()
+    # Some keyword is held by validation alone (a backtracking pattern, uniqueItems...).
+    validated_only: bool = False
 
     @property
     def regex(self) -> str:
@@ -70,11 +72,6 @@ class CompiledGrammar:
 
     def validation_errors(self, value: Any) -> list[str]:
         return self.validator.errors(value)
-
-    @property
-    def validated_only(self) -> bool:
-        """Whether some keyword is held by validation alone (a backtracking pattern, ``uniqueItems``...)."""
-        return any(use.enforcement == "validated" for use in self.uses)
 
 
 def schema_key(schema: Any) -> str:
@@ -252,6 +249,7 @@ class GrammarCompiler:
             validator=validator,
             uses=plan.uses,
             warnings=tuple(warnings),
+            validated_only=any(use.enforcement == "validated" for use in plan.uses),
         )
         self._remember(grammar)
         if self.on_compiled is not None:

@@ -21,7 +21,7 @@ from typing import Any
 from server.structured.keywords import GRAMMAR_FORMATS, KEYWORDS, Enforcement, enforcement_of
 from server.structured.outlines_form import outlines_form
 from server.structured.recursion import RECURSION_DEPTH, bounded_recursion
-from server.structured.schema_walk import SchemaRejected, json_depth, pointer, schemas, schemas_below
+from server.structured.schema_walk import SchemaRejected, json_depth, pointer, schemas
 from server.structured.validation import is_linear_pattern
 
 __all__ = ["GrammarLimits", "KeywordUse", "SchemaPlan", "SchemaRejected", "json_depth", "plan_schema"]
@@ -56,10 +56,6 @@ class SchemaPlan:
     grammar_unbounded: dict[str, Any] | None
     outlines: dict[str, Any] | None
     uses: tuple[KeywordUse, ...]
-
-    @property
-    def validated_only(self) -> bool:
-        return any(use.enforcement is Enforcement.VALIDATED for use in self.uses)
 
 
 _TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
@@ -159,7 +155,7 @@ def _allof_parts(root: dict[str, Any], limits: GrammarLimits) -> set[int]:
         branches = node.get("allOf")
         if isinstance(branches, list):
             for branch in branches:
-                parts.update(id(sub) for _, sub in schemas_below(root, branch, path))
+                parts.update(id(sub) for _, sub in schemas(root, limits.max_depth, start=(path, branch)))
     return parts
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from server.structured.keywords import SCHEMA_LIST_KEYWORDS, SCHEMA_MAP_KEYWORDS, SCHEMA_VALUE_KEYWORDS
 from wrappers.errors import BadRequest
 
-__all__ = ["SchemaRejected", "children", "json_depth", "pointer", "schemas", "schemas_below"]
+__all__ = ["SchemaRejected", "children", "json_depth", "pointer", "schemas"]
 
 
 class SchemaRejected(BadRequest):
@@ -71,12 +71,15 @@ def children(node: dict[str, Any], path: str) -> Iterator[tuple[str, Any]]:
                     yield f"{path}/{key}/{name}", sub
 
 
-def schemas(root: Any, max_depth: int) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(path, node) for every object subschema, each once, ``$ref`` targets included.
+def schemas(
+    root: Any, max_depth: int, *, start: tuple[str, Any] | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, node) for every object subschema, each once, ``$ref`` targets included;
+    ``start`` (its path and node): only the subschemas under that node or referred to from it.
 
     A generator, so a caller may edit a node before its children are read."""
     seen: set[int] = set()
-    stack: list[tuple[str, Any, int]] = [("#", root, 0)]
+    stack: list[tuple[str, Any, int]] = [(*(start or ("#", root)), 0)]
     while stack:
         path, node, depth = stack.pop()
         if isinstance(node, bool):
@@ -95,18 +98,3 @@ def schemas(root: Any, max_depth: int) -> Iterator[tuple[str, dict[str, Any]]]:
         elif ref is not None:
             raise SchemaRejected(f"{path}/$ref: must be a string")
         stack.extend((child_path, child, depth + 1) for child_path, child in children(node, path))
-
-
-def schemas_below(root: dict[str, Any], node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(path, node) for ``node`` and every subschema under it or referred to from it."""
-    seen: set[int] = set()
-    stack: list[tuple[str, Any]] = [(path, node)]
-    while stack:
-        here, sub = stack.pop()
-        if not isinstance(sub, dict) or id(sub) in seen or len(seen) > 10_000:
-            continue
-        seen.add(id(sub))
-        yield here, sub
-        if isinstance(ref := sub.get("$ref"), str):
-            stack.append((ref, pointer(root, ref, here)))
-        stack.extend(children(sub, here))

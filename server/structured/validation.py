@@ -12,6 +12,7 @@ error when the validator is built, never a fetch or a read.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jsonschema_rs
@@ -26,6 +27,7 @@ _REGEX = jsonschema_rs.FancyRegexOptions(backtrack_limit=100_000, **_LIMITS)
 _LINEAR = jsonschema_rs.RegexOptions(**_LIMITS)
 
 
+@functools.lru_cache(maxsize=128)  # one schema asks for each of its patterns three times
 def is_linear_pattern(pattern: str) -> bool:
     """Whether ``pattern`` builds in the linear-time engine (the grammar's regex subset)."""
     try:
