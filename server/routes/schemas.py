@@ -8,6 +8,7 @@ and the compile time. A refusal is an answer here (``accepted: false``), not an 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from server.http.middleware.auth import check_wrapper_allowed
 from server.state import ServerState, get_state
 from server.structured.grammar import CompileMode
+from server.structured.longest import longest_match
 from server.structured.policy import SchemaRejected
 
 __all__ = ["router"]
@@ -58,12 +60,17 @@ async def check_schema(
             "error": {"message": error.message, "code": error.code, **error.details},
         }
     assert grammar.constraint is not None  # compiled for decoding, not validation only
+    # Read off the regex (linear in its size, off the loop: a schema may be 256 kB).
+    longest = await asyncio.to_thread(longest_match, grammar.regex) if grammar.regex else None
     return {
         "object": "schema.check",
         **subject,
         "accepted": True,
         "grammar": "outlines-regex" if grammar.constraint.kind == "regex" else "llguidance-json",
         "compile_ms": round(grammar.compile_ms, 3),
+        # Characters in the longest answer the grammar admits; None when unbounded (or not
+        # computed: the llguidance-json form). Within max_tokens, no answer is cut off.
+        "longest_answer_chars": longest,
         "keywords": [
             {"path": use.path, "keyword": use.keyword, "enforcement": use.enforcement.value}
             for use in grammar.uses

@@ -78,4 +78,6 @@ def outlines_form(root: dict[str, Any], max_depth: int, max_range: int) -> dict[
             return None
         if isinstance(node.get("pattern"), str) and not is_linear_pattern(node["pattern"]):
             return None
+        if "pattern" in node and ("minLength" in node or "maxLength" in node):
+            return None  # outlines keeps the length bounds and drops the pattern
     return root

@@ -217,6 +217,11 @@ async def test_schema_check_reports_each_keyword_class_without_generating(
     assert (
         wrapper["accepted"] and wrapper["grammar"] == "outlines-regex" and wrapper["wrapper"] == "sentiment"
     )
+    assert wrapper["longest_answer_chars"] == len('{"label":"positive"}')
+    first = (
+        await fake_http.post("/v1/schemas/check", json={"wrapper": "keywords", "version": "1.0.0"})
+    ).json()
+    assert first["longest_answer_chars"] is None  # its words had no length bound
     both = await fake_http.post("/v1/schemas/check", json={"schema": {}, "wrapper": "sentiment"})
     assert both.status_code == 422
     unknown = await fake_http.post("/v1/schemas/check", json={"wrapper": "no-such-wrapper"})

@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.openai.conftest import MODEL
+from wrappers.catalogue.classify import Sentiment
 
 LABELS = {"positive", "negative", "neutral"}
 
@@ -30,7 +31,7 @@ def test_sentiment_with_plain_text_or_json(client: openai.OpenAI, content: str) 
     completion = client.chat.completions.create(
         model="wrapper:sentiment", messages=[{"role": "user", "content": content}]
     )
-    assert completion.model == "wrapper:sentiment@1.0.0"
+    assert completion.model == f"wrapper:{Sentiment.ref()}"
     assert (completion.system_fingerprint or "").startswith("sha256:")
     assert json.loads(completion.choices[0].message.content or "")["label"] in LABELS
     assert completion.usage is not None and completion.usage.prompt_tokens > 0

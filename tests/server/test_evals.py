@@ -33,13 +33,17 @@ def runs(home: Path) -> list[sqlite3.Row]:
 def test_eval_prints_pass_rates_stores_them_and_compares_the_next_run(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    first = wrapserve(tmp_path, "eval", "sentiment", "--url", server.base_url)
+    first = wrapserve(tmp_path, "eval", Sentiment.ref(), "--url", server.base_url)
     assert first.returncode == 0, first.stderr
-    assert "sentiment@1.0.0" in first.stdout and "pass rate" in first.stdout
+    assert Sentiment.ref() in first.stdout and "pass rate" in first.stdout
     assert "first run" in first.stdout
 
     [run] = runs(tmp_path)
-    assert (run["wrapper"], run["version"], run["model"]) == ("sentiment", "1.0.0", "smollm2-135m-instruct")
+    assert (run["wrapper"], run["version"], run["model"]) == (
+        "sentiment",
+        Sentiment.version,
+        "smollm2-135m-instruct",
+    )
     assert run["fingerprint"] == Sentiment.fingerprint()
     assert run["cases"] == len(Sentiment.examples)
     assert 0 <= run["passed"] <= run["valid"] <= run["cases"]

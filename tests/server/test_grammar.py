@@ -122,3 +122,17 @@ def test_numbers_have_bounded_digits_so_a_model_cannot_loop_inside_one() -> None
     assert re.fullmatch(regex, '{"a":-12.5e+3,"b":9007199254740993}')
     assert not re.fullmatch(regex, '{"a":1.' + "0" * 17 + ',"b":1}')
     assert not re.fullmatch(regex, '{"a":1,"b":1' + "0" * 18 + "}")
+
+
+async def test_a_pattern_with_length_bounds_is_not_left_to_outlines(compiler: GrammarCompiler) -> None:
+    """outlines keeps a string's length bounds and drops its pattern: such a schema takes
+    llguidance's JSON form, which holds both."""
+    schema = {
+        "type": "object",
+        "properties": {"code": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 3}},
+        "required": ["code"],
+    }
+    grammar = await compiler.compile(schema, prefer="regex")
+    assert grammar.constraint is not None and grammar.constraint.kind == "json"
+    alone = await compiler.compile({"type": "string", "pattern": "^[a-z]+$"}, prefer="regex")
+    assert alone.constraint is not None and alone.constraint.kind == "regex"

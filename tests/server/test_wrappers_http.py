@@ -13,7 +13,7 @@ def test_list_shows_every_builtin_with_schemas(http: httpx.Client) -> None:
     listed = {item["name"]: item for item in http.get("/v1/wrappers").json()["data"]}
     assert {wrapper.name for wrapper in BUILTINS} <= set(listed)  # plus the test user wrappers
     sentiment = listed["sentiment"]
-    assert sentiment["versions"] == ["1.0.0"]
+    assert sentiment["versions"] == ["1.1.0", "1.0.0"]  # newest first
     assert sentiment["output_schema"]["properties"]["label"]["enum"] == ["positive", "negative", "neutral"]
     assert sentiment["input_schema"]["required"] == ["text"]
     assert len(sentiment["examples"]) >= 3
@@ -26,7 +26,7 @@ def test_invoke_returns_a_validated_typed_answer(http: httpx.Client) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["output"]["label"] in {"positive", "negative", "neutral"}
-    assert body["wrapper"] == "sentiment" and body["version"] == "1.0.0"
+    assert body["wrapper"] == "sentiment" and body["version"] == "1.1.0"
     assert body["fingerprint"].startswith("sha256:")
     assert body["model"] == "smollm2-135m-instruct"
     assert body["usage"]["prompt_tokens"] > 0 and body["usage"]["completion_tokens"] > 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from wrappers.catalogue import BUILTINS
-from wrappers.catalogue.classify import Sentiment
+from wrappers.catalogue.classify import SentimentFirstRelease as Sentiment
 from wrappers.lock import LOCK_PATH, compute_lock, lock_problems, read_lock, write_lock
 
 
@@ -32,13 +32,13 @@ def test_a_changed_instruction_without_a_version_bump_is_reported() -> None:
 
 def test_a_bumped_version_is_reported_as_missing_until_locked(tmp_path: Path) -> None:
     class Bumped(Sentiment):
-        version = "1.1.0"
+        version = "1.9.0"
         instructions = Sentiment.instructions + " Be strict."
 
     lock_file = tmp_path / "lock.json"
     lock_file.write_text(LOCK_PATH.read_text())
     assert lock_problems([Bumped], read_lock(lock_file)) == [
-        "sentiment@1.1.0 is not in the lock; run `python -m wrappers.lock` to add it"
+        "sentiment@1.9.0 is not in the lock; run `python -m wrappers.lock` to add it"
     ]
     write_lock([*BUILTINS, Bumped], lock_file)
     assert lock_problems([*BUILTINS, Bumped], read_lock(lock_file)) == []

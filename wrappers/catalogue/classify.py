@@ -8,7 +8,22 @@ from pydantic import BaseModel, Field, field_validator
 
 from wrappers.base import Example, Wrapper, WrapperSampling
 
-__all__ = ["Classify", "ClassifyFirstRelease", "DetectLanguage", "Intent", "IntentFirstRelease", "Sentiment"]
+__all__ = [
+    "Classify",
+    "ClassifyFirstRelease",
+    "ClassifySecondRelease",
+    "DetectLanguage",
+    "DetectLanguageFirstRelease",
+    "Intent",
+    "IntentFirstRelease",
+    "IntentSecondRelease",
+    "Sentiment",
+    "SentimentFirstRelease",
+]
+
+# The latest versions' max_tokens fit the longest answer their grammar admits (in
+# characters), so even a decoded answer (``options.decode``, or no forced prefix) can
+# never be cut off; the first releases' budgets were a few characters short.
 
 Language = Literal[
     "en",
@@ -44,7 +59,7 @@ Language = Literal[
 ]
 
 
-class Sentiment(Wrapper):
+class SentimentFirstRelease(Wrapper):
     name = "sentiment"
     version = "1.0.0"
     description = "Sentiment of a text: positive, negative or neutral."
@@ -77,7 +92,7 @@ class Sentiment(Wrapper):
     )
 
 
-class Classify(Wrapper):
+class ClassifySecondRelease(Wrapper):
     name = "classify"
     version = "1.1.0"
     description = "Put a text into exactly one of the labels given with the call."
@@ -147,7 +162,7 @@ class Classify(Wrapper):
         }
 
 
-class ClassifyFirstRelease(Classify):
+class ClassifyFirstRelease(ClassifySecondRelease):
     """classify@1.0.0, kept so that callers pinned to it get the prompt it was released with."""
 
     version = "1.0.0"
@@ -159,7 +174,7 @@ class ClassifyFirstRelease(Classify):
     )
 
 
-class Intent(Wrapper):
+class IntentSecondRelease(Wrapper):
     name = "intent"
     version = "1.1.0"
     description = "Route a user message to one of the intents given with the call (or 'other')."
@@ -246,7 +261,7 @@ class Intent(Wrapper):
         }
 
 
-class DetectLanguage(Wrapper):
+class DetectLanguageFirstRelease(Wrapper):
     name = "language"
     version = "1.0.0"
     description = "The language a text is written in, as an ISO 639-1 code."
@@ -281,7 +296,7 @@ class DetectLanguage(Wrapper):
     )
 
 
-class IntentFirstRelease(Intent):
+class IntentFirstRelease(IntentSecondRelease):
     """intent@1.0.0, kept so that callers pinned to it get the prompt it was released with."""
 
     version = "1.0.0"
@@ -290,3 +305,50 @@ class IntentFirstRelease(Intent):
         "Intents:\n{% for intent, meaning in intents.items() %}- {{ intent }}{% if meaning %}: {{ meaning }}{% endif %}\n{% endfor %}"
         "Message: {{ message }}"
     )
+
+
+def _printable(values: list[str], what: str) -> list[str]:
+    """No control characters: each is six characters in the JSON answer (``\\u0007``),
+    which would put the longest answer beyond max_tokens."""
+    if any(ord(char) < 32 for value in values for char in value):
+        raise ValueError(f"{what} must not contain control characters")
+    return values
+
+
+class Sentiment(SentimentFirstRelease):
+    version = "1.1.0"
+    sampling = WrapperSampling(max_tokens=24)
+
+
+class Classify(ClassifySecondRelease):
+    """classify@1.2.0: labels without control characters, and room for the longest one."""
+
+    version = "1.2.0"
+
+    class Input(ClassifySecondRelease.Input):
+        @field_validator("labels")
+        @classmethod
+        def _printable_labels(cls, labels: list[str]) -> list[str]:
+            return _printable(labels, "labels")
+
+    sampling = WrapperSampling(max_tokens=224)
+
+
+class Intent(IntentSecondRelease):
+    """intent@1.2.0: intent names without control characters, and room for the longest one."""
+
+    version = "1.2.0"
+
+    class Input(IntentSecondRelease.Input):
+        @field_validator("intents")
+        @classmethod
+        def _printable_names(cls, intents: dict[str, str]) -> dict[str, str]:
+            _printable(list(intents), "intent names")
+            return intents
+
+    sampling = WrapperSampling(max_tokens=160)
+
+
+class DetectLanguage(DetectLanguageFirstRelease):
+    version = "1.1.0"
+    sampling = WrapperSampling(max_tokens=24)

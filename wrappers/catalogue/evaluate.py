@@ -7,12 +7,23 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from wrappers.base import Example, Wrapper, WrapperSampling
-from wrappers.catalogue.text import prose
+from wrappers.catalogue.text import bounded_text, prose
 
-__all__ = ["Compare", "FactCheck", "Grade"]
+__all__ = [
+    "Compare",
+    "CompareFirstRelease",
+    "FactCheck",
+    "FactCheckFirstRelease",
+    "Grade",
+    "GradeFirstRelease",
+]
+
+# 1.1.0 versions bound the free text in characters, so no answer can be cut off; 1.0.0
+# bounded it in clause ends only ("an evidence sentence that never ends").
+RATIONALE_CHARS = 300
 
 
-class Grade(Wrapper):
+class GradeFirstRelease(Wrapper):
     name = "grade"
     version = "1.0.0"
     description = "Score a response from 1 to 5 against a rubric, with a short rationale."
@@ -60,7 +71,7 @@ class Grade(Wrapper):
     )
 
 
-class Compare(Wrapper):
+class CompareFirstRelease(Wrapper):
     name = "compare"
     version = "1.0.0"
     description = "Which of two answers to a question is better: a, b or tie, with a short rationale."
@@ -103,7 +114,7 @@ class Compare(Wrapper):
     )
 
 
-class FactCheck(Wrapper):
+class FactCheckFirstRelease(Wrapper):
     name = "fact_check"
     version = "1.0.0"
     description = (
@@ -147,3 +158,36 @@ class FactCheck(Wrapper):
             },
         ),
     )
+
+
+class Grade(GradeFirstRelease):
+    version = "1.1.0"
+
+    class Output(BaseModel):
+        rationale: Annotated[str, bounded_text(RATIONALE_CHARS, "Why this score, in one or two sentences.")]
+        score: int = Field(ge=1, le=5, description="1 = fails the rubric, 5 = fully meets it.")
+
+    sampling = WrapperSampling(max_tokens=352, frequency_penalty=0.5)
+
+
+class Compare(CompareFirstRelease):
+    version = "1.1.0"
+
+    class Output(BaseModel):
+        rationale: Annotated[str, bounded_text(RATIONALE_CHARS, "Why, in one or two sentences.")]
+        winner: Literal["a", "b", "tie"]
+
+    sampling = WrapperSampling(max_tokens=352, frequency_penalty=0.5)
+
+
+class FactCheck(FactCheckFirstRelease):
+    version = "1.1.0"
+
+    class Output(BaseModel):
+        evidence: Annotated[
+            str,
+            bounded_text(RATIONALE_CHARS, "The sentence of the context that bears on the claim, or 'none'."),
+        ]
+        verdict: Literal["supported", "contradicted", "not_enough_info"]
+
+    sampling = WrapperSampling(max_tokens=352, frequency_penalty=0.5)

@@ -8,12 +8,25 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, RootModel
 
 from wrappers.base import Example, Wrapper, WrapperSampling
-from wrappers.catalogue.text import NAME_WORD, phrase
+from wrappers.catalogue.text import NAME_CHAR, NAME_WORD, bounded_phrase, phrase
 
-__all__ = ["Contact", "Entities", "Extract", "ExtractFirstRelease", "Invoice", "Keywords"]
+__all__ = [
+    "Contact",
+    "ContactFirstRelease",
+    "Entities",
+    "EntitiesFirstRelease",
+    "Extract",
+    "ExtractFirstRelease",
+    "Invoice",
+    "InvoiceFirstRelease",
+    "Keywords",
+    "KeywordsFirstRelease",
+]
 
 # Generated strings are bounded in words, not maxLength (see wrappers/catalogue/text.py).
 Name = Annotated[str, phrase(3, word=NAME_WORD)]
+# 1.1.0 versions: every word bounded too, so the longest answer fits max_tokens.
+BoundedName = Annotated[str, bounded_phrase(4, 24, char=NAME_CHAR)]
 
 
 class Extract(Wrapper):
@@ -99,7 +112,9 @@ class Entity(BaseModel):
     type: Literal["PERSON", "ORG", "LOCATION", "DATE", "MONEY", "PRODUCT", "EVENT", "OTHER"]
 
 
-class Entities(Wrapper):
+class EntitiesFirstRelease(Wrapper):
+    """entities@1.0.0: names were bounded in words, not in characters."""
+
     name = "entities"
     version = "1.0.0"
     description = (
@@ -129,7 +144,23 @@ class Entities(Wrapper):
     )
 
 
-class Contact(Wrapper):
+class NamedEntity(BaseModel):
+    text: Annotated[str, bounded_phrase(4, 24, "The entity exactly as written in the text.", char=NAME_CHAR)]
+    type: Literal["PERSON", "ORG", "LOCATION", "DATE", "MONEY", "PRODUCT", "EVENT", "OTHER"]
+
+
+class Entities(EntitiesFirstRelease):
+    version = "1.1.0"
+
+    class Output(BaseModel):
+        entities: list[NamedEntity] = Field(max_length=4, description="The most important ones, each once.")
+
+    sampling = WrapperSampling(max_tokens=544)
+
+
+class ContactFirstRelease(Wrapper):
+    """contact@1.0.0: names were bounded in words, not in characters."""
+
     name = "contact"
     version = "1.0.0"
     description = (
@@ -170,7 +201,22 @@ class Contact(Wrapper):
     )
 
 
-class Invoice(Wrapper):
+class Contact(ContactFirstRelease):
+    version = "1.1.0"
+
+    class Output(BaseModel):
+        name: BoundedName | None
+        email: Annotated[str, Field(pattern=r"^[A-Za-z0-9._%+-]{1,40}@[A-Za-z0-9.-]{1,40}$")] | None
+        phone: Annotated[str, Field(pattern=r"^[+0-9() .-]{3,25}$")] | None
+        company: BoundedName | None
+        job_title: BoundedName | None
+
+    sampling = WrapperSampling(max_tokens=480)
+
+
+class InvoiceFirstRelease(Wrapper):
+    """invoice@1.0.0: names were bounded in words, not in characters."""
+
     name = "invoice"
     version = "1.0.0"
     description = "Key fields of an invoice: number, issue date, seller, buyer, total and currency."
@@ -213,7 +259,23 @@ class Invoice(Wrapper):
     )
 
 
-class Keywords(Wrapper):
+class Invoice(InvoiceFirstRelease):
+    version = "1.1.0"
+
+    class Output(BaseModel):
+        number: Annotated[str, Field(pattern=r"^[A-Za-z0-9#/._-]{1,30}$")] | None
+        date: datetime.date | None = Field(description="Issue date, YYYY-MM-DD.")
+        seller: BoundedName | None
+        buyer: BoundedName | None
+        total: float | None = Field(description="The amount due, as a number.")
+        currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = Field(description="ISO 4217 code.")
+
+    sampling = WrapperSampling(max_tokens=384)
+
+
+class KeywordsFirstRelease(Wrapper):
+    """keywords@1.0.0: words were unbounded in length ("fightersfightersfighters...")."""
+
     name = "keywords"
     version = "1.0.0"
     description = "Up to 5 short keywords or tags that describe a text."
@@ -237,3 +299,14 @@ class Keywords(Wrapper):
         Example(input={"text": "A new species of frog was discovered in the Amazon rainforest."}),
         Example(input={"text": "Our team migrated the database from MySQL to PostgreSQL over the weekend."}),
     )
+
+
+class Keywords(KeywordsFirstRelease):
+    version = "1.1.0"
+
+    class Output(BaseModel):
+        keywords: list[Annotated[str, bounded_phrase(3, 20, char="[a-z0-9]")]] = Field(
+            min_length=1, max_length=5
+        )
+
+    sampling = WrapperSampling(max_tokens=352)

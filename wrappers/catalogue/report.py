@@ -7,14 +7,17 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from wrappers.base import Example, Wrapper, WrapperSampling
-from wrappers.catalogue.text import phrase, prose
+from wrappers.catalogue.text import WORD_CHAR, bounded_phrase, bounded_text, phrase, prose
 
-__all__ = ["Report", "Summarize"]
+__all__ = ["Report", "ReportFirstRelease", "Summarize", "SummarizeFirstRelease"]
 
 Point = Annotated[str, prose(3, "one short sentence")]
+# 1.1.0 versions: bounded in characters and items, so no answer can be cut off; 1.0.0
+# bounded points in clause ends only, and about 9% of its answers ran to the token limit.
+BoundedPoint = Annotated[str, bounded_text(160, "one short sentence")]
 
 
-class Report(Wrapper):
+class ReportFirstRelease(Wrapper):
     name = "report"
     version = "1.0.0"
     description = "A structured report of a text: title, key points, risks and actions."
@@ -58,7 +61,7 @@ class Report(Wrapper):
     )
 
 
-class Summarize(Wrapper):
+class SummarizeFirstRelease(Wrapper):
     name = "summarize"
     version = "1.0.0"
     description = "A summary of a text in at most about three sentences."
@@ -94,3 +97,24 @@ class Summarize(Wrapper):
             }
         ),
     )
+
+
+class Report(ReportFirstRelease):
+    version = "1.1.0"
+
+    class Output(BaseModel):
+        title: Annotated[str, bounded_phrase(6, 20, "a few words", char=WORD_CHAR)]
+        key_points: list[BoundedPoint] = Field(min_length=1, max_length=5)
+        risks: list[BoundedPoint] = Field(max_length=3)
+        actions: list[BoundedPoint] = Field(max_length=3)
+
+    sampling = WrapperSampling(max_tokens=1984, frequency_penalty=0.5)
+
+
+class Summarize(SummarizeFirstRelease):
+    version = "1.1.0"
+
+    class Output(BaseModel):
+        summary: Annotated[str, bounded_text(480, "one to three sentences")]
+
+    sampling = WrapperSampling(max_tokens=512, frequency_penalty=0.5)

@@ -7,16 +7,26 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from wrappers.base import Example, Wrapper, WrapperSampling
-from wrappers.catalogue.text import prose
+from wrappers.catalogue.text import bounded_text, prose
 
-__all__ = ["Redact", "Rewrite", "Translate"]
+__all__ = [
+    "Redact",
+    "RedactFirstRelease",
+    "Rewrite",
+    "RewriteFirstRelease",
+    "Translate",
+    "TranslateFirstRelease",
+]
 
 # Inputs are short so the answer fits in max_tokens; answers are bounded in sentences.
 SENTENCES = 16
 MAX_TEXT = 500
+# 1.1.0 versions bound answers in characters (twice the longest input: room for a
+# translation that runs longer), so no answer can be cut off.
+MAX_ANSWER = 2 * MAX_TEXT
 
 
-class Rewrite(Wrapper):
+class RewriteFirstRelease(Wrapper):
     name = "rewrite"
     version = "1.0.0"
     description = "Rewrite a short text in a given tone, keeping its meaning."
@@ -53,7 +63,7 @@ class Rewrite(Wrapper):
     )
 
 
-class Translate(Wrapper):
+class TranslateFirstRelease(Wrapper):
     name = "translate"
     version = "1.0.0"
     description = "Translate a short text into a target language."
@@ -80,7 +90,7 @@ class Translate(Wrapper):
     )
 
 
-class Redact(Wrapper):
+class RedactFirstRelease(Wrapper):
     name = "redact"
     version = "1.0.0"
     description = (
@@ -105,3 +115,30 @@ class Redact(Wrapper):
         Example(input={"text": "Call Bob on +44 20 7946 0958 about the delivery."}),
         Example(input={"text": "The package will arrive on Tuesday."}),
     )
+
+
+class Rewrite(RewriteFirstRelease):
+    version = "1.1.0"
+
+    class Output(BaseModel):
+        text: Annotated[str, bounded_text(MAX_ANSWER, "the rewritten text")]
+
+    sampling = WrapperSampling(max_tokens=1024, frequency_penalty=0.5)
+
+
+class Translate(TranslateFirstRelease):
+    version = "1.1.0"
+
+    class Output(BaseModel):
+        translation: Annotated[str, bounded_text(MAX_ANSWER, "the translated text")]
+
+    sampling = WrapperSampling(max_tokens=1024, frequency_penalty=0.5)
+
+
+class Redact(RedactFirstRelease):
+    version = "1.1.0"
+
+    class Output(BaseModel):
+        redacted: Annotated[str, bounded_text(MAX_ANSWER, "the text with personal data replaced")]
+
+    sampling = WrapperSampling(max_tokens=1024, frequency_penalty=0.5)
