@@ -33,6 +33,12 @@ class Limits(BaseModel):
     # Answers that fail their schema's validation are generated again this many times at
     # most (with another seed) before the call answers 502 (server/structured/checked.py).
     max_schema_resamples: int = Field(default=2, ge=0, le=8)
+    # Connections: a request's headers must be complete this long after the connection
+    # opened (or the previous response ended); a body may pause this long between chunks
+    # (408 after); beyond max_connections open connections or requests, new ones get 503.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=1024, gt=0)
 
 
 class ContextOverflow(BadRequest):

@@ -72,6 +72,7 @@ def serve(
     import uvicorn
 
     from server.app import create_app
+    from server.http.connections import uvicorn_config
     from server.http.logs import configure_logging
     from server.vllm.args import explain_start_failure
     from server.vllm.engine import VllmEngine
@@ -106,8 +107,12 @@ def serve(
     except WrapserveError as error:
         sock.close()
         _fail(error.message)
-    config = uvicorn.Config(
-        application, log_config=None, timeout_graceful_shutdown=settings.shutdown_timeout_s, access_log=False
+    config = uvicorn_config(
+        application,
+        settings.limits,
+        log_config=None,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        access_log=False,
     )
     server = uvicorn.Server(config)
     state = application.state.wrapserve

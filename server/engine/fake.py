@@ -175,7 +175,11 @@ class FakeEngine:
 
     def __init__(self, model_id: str = "fake", max_model_len: int = 4096, step_s: float = 0.0) -> None:
         self.info = EngineInfo(
-            model_id=model_id, max_model_len=max_model_len, device="fake", structured_output_backend="fake"
+            model_id=model_id,
+            max_model_len=max_model_len,
+            device="fake",
+            structured_output_backend="fake",
+            vocab_size=max(ord(char) for char in _CHARS) + 1,
         )
         self._step_s = step_s  # seconds per decode step (0: just yield to the event loop)
         self._running: set[str] = set()

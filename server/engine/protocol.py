@@ -126,6 +126,8 @@ class EngineInfo:
     structured_output_backend: str
     startup_s: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
+    # Token ids a prompt given as ids may hold are below this; None: not checked.
+    vocab_size: int | None = None
 
 
 @runtime_checkable

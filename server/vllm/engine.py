@@ -10,13 +10,12 @@ enforced by vLLM's grammar backend (outlines by default) from the constraint tha
 from __future__ import annotations
 
 import asyncio
-import copy
+import dataclasses
 import logging
 import os
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from server.vllm.args import KvCacheProbe, detect_device, engine_args, explain_s
 from server.vllm.branching import TokenPath, branch_points, constrained_logprobs
 from server.vllm.plugins.cpu_grammar_mask import ENV_SWITCH as CPU_MASKS_SWITCH
 from server.vllm.plugins.grammar_advance import ENV_SWITCH as GRAMMAR_ADVANCE_SWITCH
-from server.vllm.prefix_layout import ChatLayout
+from server.vllm.tokenizing import TokenizerLanes
 from wrappers.errors import BadRequest, ConfigurationError, EngineUnavailable
 
 __all__ = ["VllmEngine"]
@@ -52,6 +51,10 @@ _MAX_SCORED_TOKENS = 128
 # kept tokenized: each would otherwise cost a hop to the tokenizer thread and back.
 _SHORT_TEXT_CHARS = 64
 _SHORT_TEXTS_KEPT = 4096
+
+
+# About what a chat template adds around each message (role markers, separators).
+_TEMPLATE_CHARS_PER_MESSAGE = 32
 
 
 def _longest_token_bytes(tokenizer: Any) -> int:
@@ -79,11 +82,8 @@ def _request_error(request: GenerationRequest) -> Exception:
 class VllmEngine:
     """vLLM's AsyncLLM adapted to ``server.engine.protocol.Engine``.
 
-    Prompts are rendered and tokenized on a thread of their own, with a tokenizer of
-    their own: a megabyte of prompt takes most of a second to tokenize, and on the event
-    loop that would stall every other request (streams, health checks) meanwhile. One
-    thread, because a Hugging Face fast tokenizer must not be used from two threads at
-    once; a copy, because vLLM detokenizes with its own on the event loop.
+    Prompts are rendered and tokenized off the event loop, short and long ones on threads
+    of their own (``server/vllm/tokenizing.py``).
     """
 
     def __init__(
@@ -92,20 +92,18 @@ class VllmEngine:
         self._kv_probe = kv_probe
         self._llm = llm
         self._tokenizer = llm.get_tokenizer()
-        self.info = info
+        self.info = dataclasses.replace(info, vocab_size=len(self._tokenizer))
         cache = getattr(getattr(llm, "vllm_config", None), "cache_config", None)
         # Only whole KV blocks are shared by vLLM's prefix cache; None: no prefix cache.
         block_size = cache.block_size if cache is not None and cache.enable_prefix_caching else None
-        own_tokenizer = copy.deepcopy(self._tokenizer)
-        self._layout = ChatLayout(own_tokenizer, chat_template, block_size)
-        self._tokenizing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wrapserve-tokenize")
+        self._tokenizing = TokenizerLanes(self._tokenizer, chat_template, block_size)
         self._short_texts: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # least recent first
         # No token covers more characters than this, so a text longer than max_model_len x
         # this cannot fit the context: refused before it is tokenized (8 MB of text would
         # hold the tokenizer thread for seconds). Exact for byte-level BPE, which loses
         # nothing; a tokenizer that drops characters could make it refuse a text that would
         # fit, but only one far longer than any that does.
-        self._max_prompt_chars = info.max_model_len * _longest_token_bytes(own_tokenizer)
+        self._max_prompt_chars = info.max_model_len * _longest_token_bytes(self._tokenizing.layout.tokenizer)
 
     def _refuse_if_too_long(self, chars: int, param: str) -> None:
         if chars > self._max_prompt_chars:
@@ -115,10 +113,6 @@ class VllmEngine:
                 f"{self._max_prompt_chars // self.info.max_model_len} characters",
                 param=param,
             )
-
-    async def _off_loop(self, work: Any, *args: Any) -> list[int]:
-        ids: list[int] = await asyncio.get_running_loop().run_in_executor(self._tokenizing, work, *args)
-        return ids
 
     @classmethod
     async def start(cls, settings: Settings, manifest: ModelManifest, weights: Path) -> VllmEngine:
@@ -162,7 +156,8 @@ class VllmEngine:
     async def encode_chat(
         self, messages: Sequence[ChatMessage], *, assistant_prefix: str = "", align_through: str | None = None
     ) -> list[int]:
-        self._refuse_if_too_long(sum(len(m.content) for m in messages) + len(assistant_prefix), "messages")
+        chars = sum(len(m.content) for m in messages) + len(assistant_prefix)
+        self._refuse_if_too_long(chars, "messages")
         if len(messages) > self.info.max_model_len:  # each message's template adds at least a token
             raise ContextOverflow(
                 f"{len(messages)} messages cannot fit the model's context length of "
@@ -170,15 +165,19 @@ class VllmEngine:
                 param="messages",
             )
         chat = [{"role": m.role, "content": m.content} for m in messages]
-        return await self._off_loop(self._layout.encode_chat, chat, assistant_prefix, align_through)
+        # The lane goes by what the template renders: each message adds its own markup.
+        rendered_chars = chars + _TEMPLATE_CHARS_PER_MESSAGE * len(messages)
+        return await self._tokenizing.run(
+            rendered_chars, lambda layout: layout.encode_chat(chat, assistant_prefix, align_through)
+        )
 
     async def encode_text(self, text: str) -> list[int]:
         self._refuse_if_too_long(len(text), "prompt")
         if len(text) > _SHORT_TEXT_CHARS:
-            return await self._off_loop(self._layout.encode, text)
+            return await self._tokenizing.run(len(text), lambda layout: layout.encode(text))
         ids = self._short_texts.get(text)
         if ids is None:
-            ids = tuple(await self._off_loop(self._layout.encode, text))
+            ids = tuple(await self._tokenizing.run(len(text), lambda layout: layout.encode(text)))
             self._short_texts[text] = ids
             if len(self._short_texts) > _SHORT_TEXTS_KEPT:
                 self._short_texts.popitem(last=False)
@@ -359,5 +358,5 @@ class VllmEngine:
         return self._kv_probe.usage if self._kv_probe is not None else None
 
     async def shutdown(self) -> None:
-        self._tokenizing.shutdown(wait=False, cancel_futures=True)
+        self._tokenizing.shutdown()
         await asyncio.to_thread(self._llm.shutdown)

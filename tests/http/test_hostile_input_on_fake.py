@@ -4,6 +4,7 @@ and the engine is left with nothing running. On the fake engine: these are check
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -59,6 +60,8 @@ CASES: dict[str, tuple[str, dict[str, Any], str]] = {
         },
         "response_format.json_schema.schema",
     ),
+    "token id beyond the vocabulary": ("/v1/completions", {"model": MODEL, "prompt": [65, 10**9]}, "prompt"),
+    "negative token id": ("/v1/completions", {"model": MODEL, "prompt": [[65], [-1]]}, "prompt"),
     "ref with an $id inside properties": (
         "/v1/chat/completions",
         {
@@ -131,3 +134,17 @@ async def test_chat_template_is_refused_on_wrapper_models_too(fake_http: httpx.A
         },
     )
     assert response.status_code == 400 and response.json()["error"]["param"] == "chat_template"
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/wrappers/sentiment/invoke"])
+async def test_a_chunked_body_over_the_limit_is_a_413_as_documented(
+    fake_http: httpx.AsyncClient, path: str
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the body arrives chunked
+        for _ in range(9):
+            yield b" " * (1024 * 1024)
+
+    response = await fake_http.post(path, content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert (await fake_http.get("/health")).status_code == 200

@@ -41,6 +41,9 @@ def _env(**extra: str) -> dict[str, str]:
     return {"VLLM_REGEX_COMPILATION_TIMEOUT_S": "120", **extra}
 
 
+HEADER_TIMEOUT_S = 3
+
+
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running = start_server(
@@ -52,6 +55,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
             WRAPSERVE_LIMITS__MAX_QUEUED_REQUESTS=str(QUEUE_BOUND),
             WRAPSERVE_SHUTDOWN_TIMEOUT_S="300",  # a loaded CI box generates slowly
             WRAPSERVE_LIMITS__MAX_TOKENS="8000",  # the disconnect test's long generation
+            WRAPSERVE_LIMITS__HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
         ),
     )
     try:
@@ -150,6 +154,23 @@ def test_raw_request_line_tricks_do_not_bypass_auth(keyed: RunningServer) -> Non
                 reply += chunk
         status = int(reply.split(b" ", 2)[1])
         assert status in (400, 401, 404), (target, reply[:200])
+
+
+def test_connections_that_never_finish_their_headers_are_closed_and_stall_nobody(
+    keyed: RunningServer,
+) -> None:
+    port = int(keyed.base_url.rsplit(":", 1)[1])
+    slow = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(100)]
+    try:
+        for sock in slow:  # no key, and headers that never end
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        assert httpx.get(f"{keyed.base_url}/health", timeout=30).status_code == 200
+        assert _sentiment(keyed.base_url, KEY).status_code == 200
+        for sock in slow:
+            assert sock.recv(1024) == b""  # closed by the server after HEADER_TIMEOUT_S, unanswered
+    finally:
+        for sock in slow:
+            sock.close()
 
 
 def test_per_key_allow_list(keyed: RunningServer) -> None:

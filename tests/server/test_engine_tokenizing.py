@@ -8,6 +8,7 @@ here generates.
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from server.engine.protocol import ChatMessage, EngineInfo
 from server.limits import ContextOverflow
 from server.vllm.engine import VllmEngine
+from server.vllm.tokenizing import TokenizerLanes
 
 MODEL_DIR = Path.home() / ".cache" / "wrapserve" / "models" / "smollm2-135m-instruct"
 MAX_MODEL_LEN = 8192
@@ -89,7 +91,7 @@ def test_a_text_too_long_for_any_tokenization_to_fit_is_refused_untokenized(
     engine: VllmEngine, where: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = "a" * 7_000_000  # under the 8 MiB body bound; seconds of tokenizing
-    monkeypatch.setattr(engine, "_layout", _MustNotTokenize())
+    monkeypatch.setattr(engine, "_tokenizing", _MustNotTokenize())
 
     async def encode() -> list[int]:
         if where == "text":
@@ -109,7 +111,41 @@ def test_short_texts_are_tokenized_once_and_handed_out_as_copies(
     first = asyncio.run(engine.encode_text(label))
     assert first == tokenizer.encode(label, add_special_tokens=False)
     first.append(-1)  # a caller's change to its list must not reach the next caller
-    monkeypatch.setattr(engine, "_layout", _MustNotTokenize())
+    monkeypatch.setattr(engine, "_tokenizing", _MustNotTokenize())
     assert asyncio.run(engine.encode_text(label)) == tokenizer.encode(label, add_special_tokens=False)
     with pytest.raises(AssertionError, match="handed to the tokenizer"):  # a new text still is
         asyncio.run(engine.encode_text('negative"}'))
+
+
+class _GatedTokenizer:
+    """Encoding a long text waits for the gate, so the long lane stays busy until it opens."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _GatedTokenizer:
+        return self  # every lane's copy shares the gate
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        if len(text) > 100:
+            assert self.gate.wait(30), "the gate never opened"
+        return [len(text)]
+
+
+def test_a_short_prompt_does_not_wait_behind_a_long_one() -> None:
+    tokenizer = _GatedTokenizer()
+    lanes = TokenizerLanes(tokenizer, None, None, short_chars=100)
+
+    async def run() -> tuple[list[int], list[int]]:
+        long = asyncio.ensure_future(lanes.run(1_000, lambda layout: layout.encode("x" * 1_000)))
+        await asyncio.sleep(0)  # the long prompt is on its lane first
+        short = await asyncio.wait_for(lanes.run(5, lambda layout: layout.encode("hello")), 30)
+        assert not long.done()  # still held by its tokenizer
+        tokenizer.gate.set()
+        return short, await long
+
+    try:
+        assert asyncio.run(run()) == ([5], [1_000])
+    finally:
+        tokenizer.gate.set()
+        lanes.shutdown()

@@ -55,6 +55,13 @@ async def _prompts(body: CompletionRequest, engine: Engine, limits: Limits) -> l
     encoded = [await engine.encode_text(item) if isinstance(item, str) else list(item) for item in prompts]
     if any(not ids for ids in encoded):
         raise BadRequest("prompt is empty", param="prompt")
+    if (vocab := engine.info.vocab_size) is not None:
+        for ids in (item for item in prompts if not isinstance(item, str)):
+            outside = next((token for token in ids if not 0 <= token < vocab), None)
+            if outside is not None:
+                raise BadRequest(
+                    f"token id {outside} is outside the model's vocabulary (0 to {vocab - 1})", param="prompt"
+                )
     return encoded
 
 

@@ -1,0 +1,54 @@
+"""Prompt tokenizing off the event loop, in two lanes so a long prompt never delays a short one.
+
+A megabyte of prompt takes most of a second to tokenize; on the event loop that would stall
+every other request, and behind one shared thread every short call would wait for it (an
+8 MB chat body once held the tokenizer for minutes). Prompts up to ``short_chars``
+characters go to one thread, longer ones to another, each with a tokenizer of its own (a
+Hugging Face fast tokenizer must not be used from two threads at once, and vLLM detokenizes
+with its own on the event loop). How long one prompt can hold the long lane is bounded by
+the size checks before it (``Limits.max_body_bytes``, ``Limits.max_messages``, and the
+engine's refusal of text its context cannot hold).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from server.vllm.prefix_layout import ChatLayout
+
+__all__ = ["TokenizerLanes"]
+
+T = TypeVar("T")
+
+
+class TokenizerLanes:
+    def __init__(
+        self, tokenizer: Any, chat_template: str | None, block_size: int | None, short_chars: int = 16_384
+    ) -> None:
+        self.short_chars = short_chars
+        self._short = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wrapserve-tokenize-short")
+        self._long = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wrapserve-tokenize-long")
+        self._short_layout = ChatLayout(copy.deepcopy(tokenizer), chat_template, block_size)
+        self._long_layout = ChatLayout(copy.deepcopy(tokenizer), chat_template, block_size)
+
+    @property
+    def layout(self) -> ChatLayout:
+        """A layout for work outside the lanes' threads (start-up measurements)."""
+        return self._short_layout
+
+    async def run(self, chars: int, work: Callable[[ChatLayout], T]) -> T:
+        """``work`` on the lane for a prompt of ``chars`` characters, with that lane's layout."""
+        pool, layout = (
+            (self._short, self._short_layout)
+            if chars <= self.short_chars
+            else (self._long, self._long_layout)
+        )
+        return await asyncio.get_running_loop().run_in_executor(pool, work, layout)
+
+    def shutdown(self) -> None:
+        for pool in (self._short, self._long):
+            pool.shutdown(wait=False, cancel_futures=True)
