@@ -21,6 +21,8 @@ from server.http.metrics import Metrics
 from server.openai import batches, files, models
 from server.openai.chat import router as chat
 from server.openai.completions import router as completions
+from server.openai.responses import router as responses
+from server.openai.responses.store import ResponseStore
 from server.routes import health, schemas, wrappers
 from server.settings import Settings
 from server.state import EngineFactory, ServerState
@@ -93,6 +95,7 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
     )
     metrics = Metrics(lambda: state)  # reads the state's live gauges when scraped
     jobs = BatchJobs(BatchStore(settings.state_db), settings.limits, lambda name: name in registry.names())
+    stored_responses = ResponseStore(settings.state_db, settings.limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,6 +114,7 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
             state.grammars.shutdown()
             if state.engine is not None:
                 await state.engine.shutdown()
+            stored_responses.close()
 
     app = FastAPI(
         title="Wrapserve",
@@ -121,6 +125,7 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
     )
     app.state.wrapserve = state
     app.state.batches = jobs
+    app.state.responses = stored_responses
     install_error_handlers(app)
     install_guards(app, state, metrics)  # auth, body bound, disconnects, metrics, request ids
     app.include_router(health.router)
@@ -129,6 +134,7 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
     app.include_router(schemas.router)
     app.include_router(chat.router)
     app.include_router(completions.router)
+    app.include_router(responses.router)
     app.include_router(files.router)
     app.include_router(batches.router)
     return app

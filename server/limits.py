@@ -39,6 +39,9 @@ class Limits(BaseModel):
     header_timeout_s: float = Field(default=10.0, gt=0)
     body_timeout_s: float = Field(default=30.0, gt=0)
     max_connections: int = Field(default=1024, gt=0)
+    # Stored responses (POST /v1/responses with store): how many, and for how long.
+    max_stored_responses: int = Field(default=10_000, ge=0)
+    stored_response_ttl_s: int = Field(default=30 * 24 * 3600, gt=0)
 
 
 class ContextOverflow(BadRequest):

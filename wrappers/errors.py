@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 __all__ = [
     "BadRequest",
     "ConfigurationError",
+    "Conflict",
     "EngineUnavailable",
     "Forbidden",
     "NotFound",
@@ -66,6 +67,14 @@ class NotFound(WrapserveError):
     status = 404
     code = "not_found"
     type = "not_found_error"
+
+
+class Conflict(WrapserveError):
+    """The request conflicts with the state of what it names (a file a running batch reads)."""
+
+    status = 409
+    code = "conflict"
+    type = "invalid_request_error"
 
 
 class Overloaded(WrapserveError):

@@ -28,7 +28,7 @@ from server.batches.records import (
     PendingItem,
     Status,
 )
-from wrappers.errors import BadRequest, NotFound
+from wrappers.errors import BadRequest, Conflict, NotFound
 
 __all__ = [
     "UNFINISHED",
@@ -190,6 +190,27 @@ class BatchStore:
         if row is None:
             raise NotFound(f"no file {file_id!r}", param="file_id")
         return bytes(row["content"])
+
+    def delete_file(self, file_id: str, viewer: str | None = None) -> None:
+        """Delete a file, unless an unfinished batch reads it (it would have nothing to resume from)."""
+        with self._transaction() as db:
+            found = db.execute(
+                f"SELECT id FROM files WHERE id = :id AND {_VISIBLE}", {"id": file_id, "viewer": viewer}
+            ).fetchone()
+            if found is None:
+                raise NotFound(f"no file {file_id!r}", param="file_id")
+            marks = ", ".join("?" for _ in UNFINISHED)
+            busy = db.execute(
+                f"SELECT id FROM batches WHERE input_file_id = ? AND status IN ({marks})",
+                (file_id, *UNFINISHED),
+            ).fetchone()
+            if busy is not None:
+                raise Conflict(
+                    f"file {file_id!r} is the input of batch {busy['id']}, which has not finished; "
+                    "cancel it or wait for it first",
+                    param="file_id",
+                )
+            db.execute("DELETE FROM files WHERE id = ?", (file_id,))
 
     # -- batches -------------------------------------------------------------------------
 

@@ -57,6 +57,12 @@ async def get_file(file_id: str, jobs: Jobs, caller: Caller) -> dict[str, Any]:
     return jobs.store.get_file(file_id, caller).as_openai()
 
 
+@router.delete("/{file_id}")
+async def delete_file(file_id: str, jobs: Jobs, caller: Caller) -> dict[str, Any]:
+    jobs.store.delete_file(file_id, caller)
+    return {"id": file_id, "object": "file", "deleted": True}
+
+
 @router.get("/{file_id}/content")
 async def file_content(file_id: str, jobs: Jobs, caller: Caller) -> Response:
     return Response(jobs.store.file_content(file_id, caller), media_type="application/jsonl")

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from server.openai.params import ModelNotFound
 from server.state import ServerState, get_state
 
 __all__ = ["router"]
@@ -18,6 +19,18 @@ _STARTED = int(time.time())
 
 @router.get("/v1/models")
 async def list_models(state: Annotated[ServerState, Depends(get_state)]) -> dict[str, Any]:
+    return {"object": "list", "data": _models(state)}
+
+
+@router.get("/v1/models/{model_id}")
+async def get_model(model_id: str, state: Annotated[ServerState, Depends(get_state)]) -> dict[str, Any]:
+    for model in _models(state):
+        if model["id"] == model_id:
+            return model
+    raise ModelNotFound(f"no model {model_id!r} (see GET /v1/models)", param="model")
+
+
+def _models(state: ServerState) -> list[dict[str, Any]]:
     manifest = state.manifest
     data: list[dict[str, Any]] = [
         {
@@ -44,4 +57,4 @@ async def list_models(state: Annotated[ServerState, Depends(get_state)]) -> dict
                     "ready": state.phase == "ready",
                 }
             )
-    return {"object": "list", "data": data}
+    return data

@@ -29,6 +29,7 @@ __all__ = [
     "FunctionCall",
     "FunctionDefinition",
     "JsonSchemaFormat",
+    "LenientRequest",
     "NamedToolChoice",
     "ResponseFormat",
     "StreamOptions",
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 
-class _Request(BaseModel):
+class LenientRequest(BaseModel):
     """Lenient: fields this server does not know are ignored, not rejected."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -51,7 +52,7 @@ class _Request(BaseModel):
 # -- requests ------------------------------------------------------------------------------
 
 
-class ContentPart(_Request):
+class ContentPart(LenientRequest):
     type: str
     text: str | None = None
 
@@ -67,7 +68,7 @@ class ToolCall(BaseModel):
     function: FunctionCall
 
 
-class ChatMessageIn(_Request):
+class ChatMessageIn(LenientRequest):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
@@ -75,35 +76,35 @@ class ChatMessageIn(_Request):
     tool_call_id: str | None = None
 
 
-class JsonSchemaFormat(_Request):
+class JsonSchemaFormat(LenientRequest):
     name: str = "response"
     description: str | None = None
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     strict: bool | None = None
 
 
-class ResponseFormat(_Request):
+class ResponseFormat(LenientRequest):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaFormat | None = None
 
 
-class FunctionDefinition(_Request):
+class FunctionDefinition(LenientRequest):
     name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
 
-class ToolDefinition(_Request):
+class ToolDefinition(LenientRequest):
     type: Literal["function"] = "function"
     function: FunctionDefinition
 
 
-class _FunctionName(_Request):
+class _FunctionName(LenientRequest):
     name: str
 
 
-class NamedToolChoice(_Request):
+class NamedToolChoice(LenientRequest):
     type: Literal["function"] = "function"
     function: _FunctionName
 
@@ -111,11 +112,11 @@ class NamedToolChoice(_Request):
 ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
 
 
-class StreamOptions(_Request):
+class StreamOptions(LenientRequest):
     include_usage: bool = False
 
 
-class _Sampled(_Request):
+class _Sampled(LenientRequest):
     """Fields both endpoints share."""
 
     model: str

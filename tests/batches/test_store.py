@@ -9,7 +9,7 @@ import pytest
 
 from server.batches.jsonl import BatchLine
 from server.batches.store import BatchNotCancellable, BatchStore
-from wrappers.errors import NotFound
+from wrappers.errors import Conflict, NotFound
 
 URL = "/v1/wrappers/sentiment/invoke"
 
@@ -155,3 +155,20 @@ def test_a_store_from_before_files_had_owners_is_upgraded_in_place(tmp_path: Pat
     with pytest.raises(NotFound):
         store.get_file("file-old", "key-a")  # ownerless: no key's own
     assert store.create_file("new.jsonl", "batch", b"x", owner_key="key-a").bytes == 1
+
+
+def test_a_file_is_deleted_unless_an_unfinished_batch_reads_it(store: BatchStore) -> None:
+    file = store.create_file("in.jsonl", "batch", b"abc")
+    batch = store.create_batch(URL, file.id, "24h", None, lines(1))
+    with pytest.raises(Conflict, match=batch.id):
+        store.delete_file(file.id)
+    assert store.file_content(file.id) == b"abc"  # refused: nothing changed
+    store.set_status(batch.id, "failed")
+    store.delete_file(file.id)
+    with pytest.raises(NotFound):
+        store.get_file(file.id)
+    with pytest.raises(NotFound):
+        store.delete_file(file.id)
+    other = store.create_file("in.jsonl", "batch", b"x", owner_key="a")
+    with pytest.raises(NotFound):  # another key's file is as unknown as a missing one
+        store.delete_file(other.id, viewer="b")

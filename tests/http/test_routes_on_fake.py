@@ -142,3 +142,26 @@ async def test_a_wrapper_chat_call_is_labelled_with_its_wrapper(
         model="wrapper:sentiment", messages=[{"role": "user", "content": "ok"}]
     )
     assert labelled((await fake_http.get("/metrics")).text) == before + 1
+
+
+async def test_one_model_by_id_wrappers_included(fake_openai: openai.AsyncOpenAI) -> None:
+    model = await fake_openai.models.retrieve(MODEL)
+    assert model.id == MODEL
+    wrapper = await fake_openai.models.retrieve("wrapper:sentiment@1.0.0")
+    assert wrapper.id == "wrapper:sentiment@1.0.0" and (wrapper.model_extra or {})["version"] == "1.0.0"
+    with pytest.raises(openai.NotFoundError):
+        await fake_openai.models.retrieve("no-such-model")
+
+
+async def test_a_file_can_be_deleted(fake_openai: openai.AsyncOpenAI) -> None:
+    line = {
+        "custom_id": "a",
+        "method": "POST",
+        "url": "/v1/wrappers/sentiment/invoke",
+        "body": {"input": {"text": "x"}},
+    }
+    upload = await fake_openai.files.create(file=("in.jsonl", json.dumps(line).encode()), purpose="batch")
+    deleted = await fake_openai.files.delete(upload.id)
+    assert deleted.deleted and deleted.id == upload.id
+    with pytest.raises(openai.NotFoundError):
+        await fake_openai.files.retrieve(upload.id)

@@ -223,6 +223,25 @@ def test_each_key_sees_only_its_own_files_and_batches(keyed: RunningServer) -> N
     assert batch.id in {b.id for b in owner.batches.list().data}
 
 
+def test_each_key_sees_only_its_own_stored_responses(keyed: RunningServer) -> None:
+    owner = openai.OpenAI(base_url=f"{keyed.base_url}/v1", api_key=KEY, max_retries=0)
+    other = openai.OpenAI(base_url=f"{keyed.base_url}/v1", api_key=NARROW_KEY, max_retries=0)
+    mine = owner.responses.create(model=MODEL, input="Hello", max_output_tokens=4)
+    for read in (
+        lambda: other.responses.retrieve(mine.id),
+        lambda: other.responses.input_items.list(mine.id),
+        lambda: other.responses.delete(mine.id),
+        lambda: other.responses.create(
+            model=MODEL, input="Go on", previous_response_id=mine.id, max_output_tokens=4
+        ),
+    ):
+        with pytest.raises(openai.NotFoundError):
+            read()
+    assert owner.responses.retrieve(mine.id).id == mine.id  # still there for its owner
+    with pytest.raises(openai.PermissionDeniedError):  # the allow-list holds on Responses too
+        other.responses.create(prompt={"id": "language", "variables": {"text": "Bonjour"}})
+
+
 def test_batch_lines_run_with_their_creators_allow_list(keyed: RunningServer) -> None:
     narrow = openai.OpenAI(base_url=f"{keyed.base_url}/v1", api_key=NARROW_KEY, max_retries=0)
     lines = [

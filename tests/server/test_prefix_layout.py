@@ -18,6 +18,7 @@ import pytest
 from server.vllm.args import CPU_BLOCK_SIZE
 from server.vllm.prefix_layout import PAD_UNIT, ChatLayout, system_padding
 from wrappers.catalogue import BUILTINS
+from wrappers.catalogue.classify import Classify
 
 MODEL_DIR = Path.home() / ".cache" / "wrapserve" / "models" / "smollm2-135m-instruct"
 
@@ -138,11 +139,11 @@ def test_calls_sharing_a_label_set_share_it_from_the_prefix_cache(
     # A set no call has used.
     tag = uuid.uuid4().hex[:8]
     labels = [f"{word}-{tag}" for word in ("billing", "shipping", "technical", "other")]
-    classify = next(w for w in BUILTINS if w.ref() == "classify@1.1.0")
+    classify = Classify  # the latest, which a call without a version gets
     system, _ = classify.messages(classify.Input(text="x", labels=labels))
     turn = shared_prefix_tokens(layout, system.content, classify.user_head())
     first = _invoke(http, "classify", {"text": f"{uuid.uuid4().hex} wants a refund.", "labels": labels})
-    assert first["version"] == "1.1.0"
+    assert first["version"] == classify.version
     assert first["usage"]["cached_prompt_tokens"] < turn  # the label set was new
     second = _invoke(http, "classify", {"text": f"{uuid.uuid4().hex} cannot log in.", "labels": labels})
     assert second["usage"]["cached_prompt_tokens"] == turn, second["usage"]
@@ -169,7 +170,7 @@ def test_labels_sharing_a_start_are_scored_with_the_prompt_from_the_cache(
     extended by it, and every step reads the prompt from the prefix cache."""
     tag = uuid.uuid4().hex[:8]
     labels = [f"very good {tag}", f"very bad {tag}", f"okay {tag}"]
-    classify = next(w for w in BUILTINS if w.ref() == "classify@1.1.0")
+    classify = Classify  # the latest, which a call without a version gets
     system, _ = classify.messages(classify.Input(text="x", labels=labels))
     shared = shared_prefix_tokens(layout, system.content, classify.user_head())
     _invoke(http, "classify", {"text": f"{uuid.uuid4().hex} loved it.", "labels": labels})

@@ -41,7 +41,7 @@ from server.state import ServerState
 from wrappers.base import Wrapper
 from wrappers.errors import BadRequest, NotFound
 
-__all__ = ["wrapper_chat", "wrapper_input"]
+__all__ = ["wrapper_chat", "wrapper_completion", "wrapper_input"]
 
 
 def _single_text_field(wrapper: type[Wrapper]) -> str | None:
@@ -148,8 +148,9 @@ def _completion(invocation: Invocation) -> ChatCompletion:
     )
 
 
-async def wrapper_chat(body: ChatCompletionRequest, state: ServerState, ref: str) -> Response:
-    """Run the wrapper ``ref`` (``body.model`` less its ``wrapper:`` prefix) on the last user message."""
+async def wrapper_completion(body: ChatCompletionRequest, state: ServerState, ref: str) -> ChatCompletion:
+    """Run the wrapper ``ref`` (``body.model`` less its ``wrapper:`` prefix) on the last
+    user message; the answer as a chat completion (the Responses API builds on it too)."""
     try:
         wrapper = state.wrappers.registry.resolve(ref)
     except NotFound as error:
@@ -159,7 +160,11 @@ async def wrapper_chat(body: ChatCompletionRequest, state: ServerState, ref: str
     _refuse_unsupported(body)
     options = _options(body, state)
     invocation = await state.wrappers.invoke(wrapper, wrapper_input(wrapper, body), options)
-    completion = _completion(invocation)
+    return _completion(invocation)
+
+
+async def wrapper_chat(body: ChatCompletionRequest, state: ServerState, ref: str) -> Response:
+    completion = await wrapper_completion(body, state, ref)
     if body.stream:
         return EventStream(completion.id, _one_chunk_stream(completion, include_usage(body.stream_options)))
     return JSONResponse(completion.model_dump(mode="json"))
