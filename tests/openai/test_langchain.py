@@ -49,3 +49,19 @@ def test_plain_invoke_and_stream(server: RunningServer) -> None:
     assert isinstance(message.content, str) and message.content
     pieces = [chunk.content for chunk in chat.stream("Say hi.")]  # type: ignore[attr-defined]
     assert "".join(pieces) == message.content
+
+
+def test_with_structured_output_on_the_responses_api(server: RunningServer) -> None:
+    chat = langchain_openai.ChatOpenAI(
+        model=MODEL,
+        base_url=f"{server.base_url}/v1",
+        api_key="unused",
+        temperature=0,
+        max_tokens=120,
+        max_retries=0,
+        use_responses_api=True,
+    )
+    result = chat.with_structured_output(Answer).invoke("What is the capital of France?")
+    assert isinstance(result, Answer)
+    reply = chat.invoke("Say hello.")
+    assert reply.text  # type: ignore[attr-defined]
