@@ -18,6 +18,9 @@ class Limits(BaseModel):
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     max_tokens: int = Field(default=4096, gt=0)
+    # max_tokens of an OpenAI-route request that sets none: a small model that loops would
+    # otherwise generate to the end of the context (minutes per call on a CPU).
+    default_max_tokens: int = Field(default=1024, gt=0)
     max_n: int = Field(default=8, gt=0)
     max_stop_sequences: int = Field(default=8, ge=0)
     # Messages in one chat request: each adds template tokens the content does not show, and

@@ -116,6 +116,7 @@ class StreamDelta:
     logprobs: tuple[TokenLogprob, ...] | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0  # running total for this choice
+    cached_prompt_tokens: int = 0  # prompt tokens read from the prefix cache
 
 
 @dataclass(frozen=True, slots=True)

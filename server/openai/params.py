@@ -78,10 +78,11 @@ def _stop_sequences(stop: str | list[str] | None, limits: Limits) -> tuple[str, 
 def resolve_max_tokens(
     requested: int | None, prompt_tokens: int, max_model_len: int, limits: Limits, param: str
 ) -> int:
-    """The request's token budget, or what is left of the context (capped by the limit)."""
+    """The request's token budget; when it sets none, ``Limits.default_max_tokens`` (or what
+    is left of the context, when less)."""
     if requested is None:
         room = max_model_len - prompt_tokens
-        requested = max(1, min(limits.max_tokens, room))
+        requested = max(1, min(limits.default_max_tokens, limits.max_tokens, room))
     elif requested <= 0:
         raise BadRequest(f"{param} must be at least 1, got {requested}", param=param)
     elif requested > limits.max_tokens:

@@ -334,6 +334,7 @@ class VllmEngine:
                     logprobs=self._logprobs(completion),
                     prompt_tokens=len(request.prompt_token_ids),
                     completion_tokens=produced[completion.index],
+                    cached_prompt_tokens=output.num_cached_tokens or 0,
                 )
 
     # -- lifecycle -------------------------------------------------------------------

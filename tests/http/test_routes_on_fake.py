@@ -165,3 +165,55 @@ async def test_a_file_can_be_deleted(fake_openai: openai.AsyncOpenAI) -> None:
     assert deleted.deleted and deleted.id == upload.id
     with pytest.raises(openai.NotFoundError):
         await fake_openai.files.retrieve(upload.id)
+
+
+CITY_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+FORCED = {"type": "function", "function": {"name": "get_weather"}}
+CUT = len('{"name":"get_weather","arguments":') + 3  # tokens are characters on the fake engine
+
+
+async def test_a_forced_call_cut_off_is_a_partial_tool_call(fake_openai: openai.AsyncOpenAI) -> None:
+    completion = await fake_openai.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[CITY_TOOL],  # type: ignore[list-item]
+        tool_choice=FORCED,  # type: ignore[arg-type]
+        max_tokens=CUT,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "length" and choice.message.content is None
+    [call] = choice.message.tool_calls or []
+    assert call.function.name == "get_weather" and call.function.arguments.startswith("{")  # type: ignore[union-attr]
+    stream = await fake_openai.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[CITY_TOOL],  # type: ignore[list-item]
+        tool_choice=FORCED,  # type: ignore[arg-type]
+        max_tokens=CUT,
+        stream=True,
+    )
+    chunks = [chunk async for chunk in stream]
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert any(c.choices and c.choices[0].delta.tool_calls for c in chunks)
+
+
+async def test_stream_deltas_carry_no_nulls_and_usage_has_cached_tokens(fake_http: httpx.AsyncClient) -> None:
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 5,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    async with fake_http.stream("POST", "/v1/chat/completions", json=body) as response:
+        lines = [line async for line in response.aiter_lines() if line.startswith("data: {")]
+    chunks = [json.loads(line[len("data: ") :]) for line in lines]
+    deltas = [choice["delta"] for chunk in chunks for choice in chunk["choices"]]
+    assert deltas and all(None not in delta.values() for delta in deltas), deltas
+    assert "cached_tokens" in chunks[-1]["usage"]["prompt_tokens_details"]

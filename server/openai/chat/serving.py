@@ -10,20 +10,28 @@ import jinja2
 
 from server.engine.protocol import Engine, GeneratedChoice, GenerationRequest, GenerationResult
 from server.openai import params
-from server.openai.chat.tools import ToolPlan, parameter_schemas, plan_tools, read_tool_calls, with_tools
+from server.openai.chat.tools import (
+    ToolPlan,
+    parameter_schemas,
+    plan_tools,
+    read_cut_tool_call,
+    read_tool_calls,
+    with_tools,
+)
 from server.openai.logprobs import chat_logprobs_out
 from server.openai.protocol import (
     ChatChoice,
     ChatCompletion,
     ChatCompletionRequest,
     ChatMessageOut,
+    ToolCall,
 )
 from server.openai.structured import compile_for, output_grammar
 from server.state import ServerState
 from server.structured.grammar import CompiledGrammar
 from wrappers.errors import BadRequest
 
-__all__ = ["PreparedChat", "chat_completion_from", "prepare_chat"]
+__all__ = ["PreparedChat", "chat_completion_from", "prepare_chat", "tool_calls_in"]
 
 
 @dataclass(frozen=True)
@@ -91,14 +99,24 @@ async def prepare_chat(body: ChatCompletionRequest, state: ServerState, engine: 
     return PreparedChat(request, engine.info.model_id, tools, grammar, logprobs or 0, validators)
 
 
+def tool_calls_in(text: str, finish_reason: str, prepared: PreparedChat) -> list[ToolCall] | None:
+    """The calls an answer makes: a whole valid call, or a forced one cut off by max_tokens."""
+    if prepared.tools is None:
+        return None
+    if finish_reason == "stop":
+        return read_tool_calls(text, prepared.tools, prepared.tool_validators)
+    if finish_reason == "length":
+        return read_cut_tool_call(text, prepared.tools)
+    return None
+
+
 def _choice(choice: GeneratedChoice, prepared: PreparedChat) -> ChatChoice:
     logprobs = chat_logprobs_out(choice.logprobs, prepared.top_logprobs)
-    calls = None
-    if prepared.tools is not None and choice.finish_reason == "stop":
-        calls = read_tool_calls(choice.text, prepared.tools, prepared.tool_validators)
+    calls = tool_calls_in(choice.text, choice.finish_reason, prepared)
     if calls:
         message = ChatMessageOut(content=None, tool_calls=calls)
-        return ChatChoice(index=choice.index, message=message, finish_reason="tool_calls", logprobs=logprobs)
+        finish = "tool_calls" if choice.finish_reason == "stop" else choice.finish_reason
+        return ChatChoice(index=choice.index, message=message, finish_reason=finish, logprobs=logprobs)
     message = ChatMessageOut(content=choice.text)
     return ChatChoice(
         index=choice.index, message=message, finish_reason=choice.finish_reason, logprobs=logprobs

@@ -12,8 +12,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from server.engine.protocol import StreamDelta
 from server.openai import params
-from server.openai.chat.serving import PreparedChat
-from server.openai.chat.tools import read_tool_calls
+from server.openai.chat.serving import PreparedChat, tool_calls_in
 from server.openai.logprobs import chat_logprobs_out
 from server.openai.protocol import ChatCompletionChunk, ChunkChoice, Delta, ToolCallDelta, Usage
 from server.structured.checked import StreamCheck
@@ -34,9 +33,7 @@ async def _deltas(
 def _tool_call_choices(
     index: int, text: str, finish_reason: str, prepared: PreparedChat
 ) -> list[ChunkChoice]:
-    calls = None
-    if prepared.tools and finish_reason == "stop":
-        calls = read_tool_calls(text, prepared.tools, prepared.tool_validators)
+    calls = tool_calls_in(text, finish_reason, prepared)
     if not calls:
         return [ChunkChoice(index=index, delta=Delta(content=text), finish_reason=finish_reason)]
     deltas = [
@@ -45,7 +42,11 @@ def _tool_call_choices(
     ]
     return [
         ChunkChoice(index=index, delta=Delta(tool_calls=deltas)),
-        ChunkChoice(index=index, delta=Delta(), finish_reason="tool_calls"),
+        ChunkChoice(
+            index=index,
+            delta=Delta(),
+            finish_reason="tool_calls" if finish_reason == "stop" else finish_reason,
+        ),
     ]
 
 
@@ -68,6 +69,7 @@ async def chat_chunks(
     buffers: dict[int, list[str]] = {}
     completion_tokens: dict[int, int] = {}
     prompt_tokens = len(request.prompt_token_ids)
+    cached_tokens = 0
     check = StreamCheck(prepared.grammar)
     try:
         roles = [
@@ -76,6 +78,7 @@ async def chat_chunks(
         yield chunk(roles)
         async for delta in _deltas(first, stream):
             completion_tokens[delta.index] = delta.completion_tokens
+            cached_tokens = max(cached_tokens, delta.cached_prompt_tokens)
             await check.check(delta.index, delta.text, delta.finish_reason)
             if forced:
                 buffers.setdefault(delta.index, []).append(delta.text)
@@ -95,7 +98,7 @@ async def chat_chunks(
             yield chunk([choice])
         if include_usage:
             completion = sum(completion_tokens.values())
-            yield chunk([], params.usage(prompt_tokens, completion))
+            yield chunk([], params.usage(prompt_tokens, completion, cached_tokens))
     finally:
         closer = getattr(stream, "aclose", None)
         if closer is not None:

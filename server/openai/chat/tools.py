@@ -10,6 +10,7 @@ and recognises a call only if the whole answer is such an object that validates.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -150,6 +151,24 @@ def parameter_schemas(plan: ToolPlan) -> dict[str, tuple[str, dict[str, Any]]]:
         name: (f"tools.{index}.function.parameters", function.parameters or _EMPTY_PARAMETERS)
         for index, (name, function) in enumerate(plan.functions.items())
     }
+
+
+_CUT_CALL = re.compile(r'\{"name":"([A-Za-z0-9_-]{1,64})","arguments":(.*)\Z', re.DOTALL)
+
+
+def read_cut_tool_call(text: str, plan: ToolPlan) -> list[ToolCall] | None:
+    """A forced call cut off by ``max_tokens``: its name and the arguments so far (as
+    OpenAI returns a partial call with ``finish_reason: "length"``); None before the name
+    is complete."""
+    match = _CUT_CALL.match(text) if plan.forced else None
+    if match is None or match.group(1) not in plan.functions:
+        return None
+    return [
+        ToolCall(
+            id=f"call_{uuid.uuid4().hex[:24]}",
+            function=FunctionCall(name=match.group(1), arguments=match.group(2)),
+        )
+    ]
 
 
 def read_tool_calls(

@@ -153,7 +153,7 @@ async def _live_stream(
     first = await first_delta(stream)
     check = StreamCheck(prepared.grammar)
     pieces: list[str] = []
-    ending: dict[str, Any] = {"finish_reason": "stop", "completion_tokens": 0}
+    ending: dict[str, Any] = {"finish_reason": "stop", "completion_tokens": 0, "cached": 0}
     message_id = new_id("msg")
 
     async def texts() -> AsyncIterator[str]:
@@ -170,13 +170,14 @@ async def _live_stream(
         await check.check(delta.index, delta.text, delta.finish_reason)
         pieces.append(delta.text)
         ending["completion_tokens"] = delta.completion_tokens
+        ending["cached"] = max(ending["cached"], delta.cached_prompt_tokens)
         if delta.finish_reason is not None:
             ending["finish_reason"] = delta.finish_reason
         return str(delta.text)
 
     async def finish() -> dict[str, Any]:
         choice = GeneratedChoice(0, "".join(pieces), ending["completion_tokens"], ending["finish_reason"])
-        result = GenerationResult((choice,), len(prepared.request.prompt_token_ids))
+        result = GenerationResult((choice,), len(prepared.request.prompt_token_ids), ending["cached"])
         response: dict[str, Any] = finished(chat_completion_from(result, prepared))
         response["output"][0]["id"] = message_id
         return response

@@ -228,7 +228,7 @@ def output_items(completion: ChatCompletion) -> list[dict[str, Any]]:
                 "call_id": call.id,
                 "name": call.function.name,
                 "arguments": call.function.arguments,
-                "status": "completed",
+                "status": "incomplete" if choice.finish_reason == "length" else "completed",
             }
             for call in choice.message.tool_calls
         ]
