@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import jsonschema
@@ -179,25 +180,19 @@ CUT = len('{"name":"get_weather","arguments":') + 3  # tokens are characters on 
 
 
 async def test_a_forced_call_cut_off_is_a_partial_tool_call(fake_openai: openai.AsyncOpenAI) -> None:
-    completion = await fake_openai.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": "Weather in Paris?"}],
-        tools=[CITY_TOOL],  # type: ignore[list-item]
-        tool_choice=FORCED,  # type: ignore[arg-type]
-        max_tokens=CUT,
-    )
+    call_cut_off: dict[str, Any] = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [CITY_TOOL],
+        "tool_choice": FORCED,
+        "max_tokens": CUT,
+    }
+    completion = await fake_openai.chat.completions.create(**call_cut_off)
     choice = completion.choices[0]
     assert choice.finish_reason == "length" and choice.message.content is None
     [call] = choice.message.tool_calls or []
     assert call.function.name == "get_weather" and call.function.arguments.startswith("{")  # type: ignore[union-attr]
-    stream = await fake_openai.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": "Weather in Paris?"}],
-        tools=[CITY_TOOL],  # type: ignore[list-item]
-        tool_choice=FORCED,  # type: ignore[arg-type]
-        max_tokens=CUT,
-        stream=True,
-    )
+    stream = await fake_openai.chat.completions.create(**call_cut_off, stream=True)
     chunks = [chunk async for chunk in stream]
     assert chunks[-1].choices[0].finish_reason == "length"
     assert any(c.choices and c.choices[0].delta.tool_calls for c in chunks)

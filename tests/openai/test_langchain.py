@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel, Field
@@ -20,7 +20,7 @@ class Answer(BaseModel):
     confidence: Literal["low", "medium", "high"]
 
 
-def _chat(server: RunningServer) -> object:
+def _chat(server: RunningServer, **options: object) -> Any:
     return langchain_openai.ChatOpenAI(
         model=MODEL,
         base_url=f"{server.base_url}/v1",
@@ -28,6 +28,7 @@ def _chat(server: RunningServer) -> object:
         temperature=0,
         max_tokens=120,
         max_retries=0,
+        **options,
     )
 
 
@@ -52,15 +53,7 @@ def test_plain_invoke_and_stream(server: RunningServer) -> None:
 
 
 def test_with_structured_output_on_the_responses_api(server: RunningServer) -> None:
-    chat = langchain_openai.ChatOpenAI(
-        model=MODEL,
-        base_url=f"{server.base_url}/v1",
-        api_key="unused",
-        temperature=0,
-        max_tokens=120,
-        max_retries=0,
-        use_responses_api=True,
-    )
+    chat = _chat(server, use_responses_api=True)
     result = chat.with_structured_output(Answer).invoke("What is the capital of France?")
     assert isinstance(result, Answer)
     reply = chat.invoke("Say hello.")

@@ -44,48 +44,26 @@ class EventWriter:
             self.event("response.in_progress", response=skeleton),
         ]
 
+    def _in_part(self, kind: str, index: int, item_id: str, **fields: Any) -> ResponseEvent:
+        """An event about the (one) content part of the message at ``index``."""
+        return self.event(kind, item_id=item_id, output_index=index, content_index=0, **fields)
+
     def message_opening(self, index: int, item: dict[str, Any]) -> list[ResponseEvent]:
         opened = {**item, "status": "in_progress", "content": []}
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
         return [
             self.event("response.output_item.added", output_index=index, item=opened),
-            self.event(
-                "response.content_part.added",
-                item_id=item["id"],
-                output_index=index,
-                content_index=0,
-                part=part,
-            ),
+            self._in_part("response.content_part.added", index, item["id"], part=part),
         ]
 
     def text_delta(self, index: int, item_id: str, text: str) -> ResponseEvent:
-        return self.event(
-            "response.output_text.delta",
-            item_id=item_id,
-            output_index=index,
-            content_index=0,
-            delta=text,
-            logprobs=[],
-        )
+        return self._in_part("response.output_text.delta", index, item_id, delta=text, logprobs=[])
 
     def message_closing(self, index: int, item: dict[str, Any]) -> list[ResponseEvent]:
         part = item["content"][0]
         return [
-            self.event(
-                "response.output_text.done",
-                item_id=item["id"],
-                output_index=index,
-                content_index=0,
-                text=part["text"],
-                logprobs=[],
-            ),
-            self.event(
-                "response.content_part.done",
-                item_id=item["id"],
-                output_index=index,
-                content_index=0,
-                part=part,
-            ),
+            self._in_part("response.output_text.done", index, item["id"], text=part["text"], logprobs=[]),
+            self._in_part("response.content_part.done", index, item["id"], part=part),
             self.event("response.output_item.done", output_index=index, item=item),
         ]
 
