@@ -173,6 +173,41 @@ def test_connections_that_never_finish_their_headers_are_closed_and_stall_nobody
             sock.close()
 
 
+HOSTILE = {
+    "seed beyond int64 (chat)": (
+        "/v1/chat/completions",
+        {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "seed": 2**64, "max_tokens": 2},
+    ),
+    "seed below int64 (completions)": (
+        "/v1/completions",
+        {"model": MODEL, "prompt": "hi", "seed": -(2**63) - 1},
+    ),
+    "wrapper seed": ("/v1/wrappers/sentiment/invoke", {"input": {"text": "x"}, "options": {"seed": 10**30}}),
+    "lone surrogate": ("/v1/completions", {"model": MODEL, "prompt": "\ud800", "max_tokens": 2}),
+    "token id beyond the vocabulary": (
+        "/v1/completions",
+        {"model": MODEL, "prompt": [1, 10**9], "max_tokens": 2},
+    ),
+    "responses seed": ("/v1/responses", {"model": MODEL, "input": "hi", "seed": 2**64}),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE), ids=list(HOSTILE))
+def test_a_hostile_request_is_a_4xx_and_leaves_no_engine_request_behind(
+    keyed: RunningServer, case: str
+) -> None:
+    path, body = HOSTILE[case]
+    response = httpx.post(
+        f"{keyed.base_url}{path}",
+        content=json.dumps(body),  # ASCII JSON: the lone surrogate travels as its escape
+        headers={**AUTH, "Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert _wait_for(lambda: _metric(keyed.base_url, "wrapserve_engine_queue_depth") == 0, 30)
+    assert _metric(keyed.base_url, "wrapserve_admitted_requests") == 0
+
+
 def test_per_key_allow_list(keyed: RunningServer) -> None:
     assert _sentiment(keyed.base_url, NARROW_KEY).status_code == 200
     denied = httpx.post(
