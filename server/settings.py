@@ -7,18 +7,27 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.limits import Limits
 
-__all__ = ["Settings", "hash_api_key"]
+__all__ = ["KeyRights", "Settings", "hash_api_key"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
 def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyRights(BaseModel):
+    """What a listed API key may do: these wrappers, and the raw model only if granted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    wrappers: list[str] = Field(default_factory=list)
+    raw_model: bool = False
 
 
 class Settings(BaseSettings):
@@ -78,9 +87,11 @@ class Settings(BaseSettings):
     # Auth: keys are hashed as soon as they are read; the plain text is not kept.
     # WRAPSERVE_API_KEYS: a comma-separated list or a JSON list. See SECURITY.md.
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # Optional per-key wrapper allow-list, JSON {"<key>" or "sha256:<hex>": ["name", ...]};
-    # a key not listed may call every wrapper. Map keys are hashed on read too.
-    key_wrappers: dict[str, list[str]] = Field(default_factory=dict)
+    # Optional per-key rights, JSON {"<key>" or "sha256:<hex>": ["name", ...]} or
+    # {"<key>": {"wrappers": [...], "raw_model": true}}: a listed key calls only its wrappers,
+    # and the raw model (chat, completions, responses without a wrapper) only with
+    # raw_model; a key not listed may do everything. Map keys are hashed on read too.
+    key_wrappers: dict[str, list[str] | KeyRights] = Field(default_factory=dict)
 
     # SIGTERM: how long in-flight requests get to finish before they are cancelled.
     shutdown_timeout_s: int = Field(default=30, ge=0)
@@ -103,10 +114,12 @@ class Settings(BaseSettings):
 
     @field_validator("key_wrappers", mode="after")
     @classmethod
-    def _hash_key_names(cls, allow: dict[str, list[str]]) -> dict[str, list[str]]:
+    def _hash_key_names(cls, allow: dict[str, list[str] | KeyRights]) -> dict[str, list[str] | KeyRights]:
         return {
-            name.removeprefix("sha256:") if name.startswith("sha256:") else hash_api_key(name): wrappers
-            for name, wrappers in allow.items()
+            name.removeprefix("sha256:") if name.startswith("sha256:") else hash_api_key(name): (
+                rights if isinstance(rights, KeyRights) else KeyRights(wrappers=rights)
+            )
+            for name, rights in allow.items()
         }
 
     @field_validator("api_keys", mode="after")

@@ -22,7 +22,7 @@ __all__ = ["install_guards"]
 
 def install_guards(app: FastAPI, state: ServerState, metrics: Metrics) -> None:
     settings = state.settings
-    keys = KeyRing(settings.api_keys, settings.key_wrappers)
+    keys = KeyRing.from_settings(settings)
     app.state.metrics = metrics
     app.state.keys = keys
     app.include_router(metrics_router)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.http.middleware.auth import check_wrapper_allowed
+from server.http.middleware.auth import check_wrapper_allowed, visible_wrapper
 from server.invocation.service import Invocation, InvokeOptions, WrapperService
 from server.state import ServerState, get_state
 from wrappers.base import Wrapper
@@ -55,7 +55,7 @@ Service = Annotated[WrapperService, Depends(_service)]
 
 
 @router.get("")
-async def list_wrappers(service: Service) -> dict[str, Any]:
+async def list_wrappers(service: Service, request: Request) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [
@@ -64,12 +64,16 @@ async def list_wrappers(service: Service) -> dict[str, Any]:
                 "versions": [w.version for w in service.registry.versions(name)],
             }
             for name in service.registry.names()
+            if visible_wrapper(request, name)  # a narrow key sees only its own wrappers
         ],
     }
 
 
 @router.get("/{name}")
-async def get_wrapper(name: str, service: Service, version: str | None = None) -> dict[str, Any]:
+async def get_wrapper(
+    name: str, service: Service, request: Request, version: str | None = None
+) -> dict[str, Any]:
+    check_wrapper_allowed(request, name)
     wrapper = service.registry.resolve(name, version)
     return {**describe(wrapper), "versions": [w.version for w in service.registry.versions(wrapper.name)]}
 

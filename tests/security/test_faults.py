@@ -26,6 +26,7 @@ import pytest
 
 from tests.batches.helpers import jsonl, result_lines, wait_for, wrapper_lines
 from tests.conftest import RunningServer, free_port, start_server, stop_server, wait_ready
+from wrappers.catalogue import BUILTINS
 
 pytestmark = pytest.mark.engine
 
@@ -208,6 +209,34 @@ def test_a_hostile_request_is_a_4xx_and_leaves_no_engine_request_behind(
     assert _metric(keyed.base_url, "wrapserve_admitted_requests") == 0
 
 
+def test_a_key_limited_to_wrappers_cannot_prompt_the_raw_model_or_see_other_wrappers(
+    keyed: RunningServer,
+) -> None:
+    narrow = openai.OpenAI(base_url=f"{keyed.base_url}/v1", api_key=NARROW_KEY, max_retries=0)
+    for call in (
+        lambda: narrow.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2
+        ),
+        lambda: narrow.completions.create(model=MODEL, prompt="hi", max_tokens=2),
+        lambda: narrow.responses.create(model=MODEL, input="hi", max_output_tokens=2),
+    ):
+        with pytest.raises(openai.PermissionDeniedError):
+            call()
+    assert {model.id for model in narrow.models.list().data} == {"wrapper:sentiment"} | {
+        f"wrapper:sentiment@{w.version}" for w in (w for w in BUILTINS if w.name == "sentiment")
+    }
+    headers = {"Authorization": f"Bearer {NARROW_KEY}"}
+    listed = httpx.get(f"{keyed.base_url}/v1/wrappers", headers=headers, timeout=30).json()["data"]
+    assert [item["name"] for item in listed] == ["sentiment"]
+    assert httpx.get(f"{keyed.base_url}/v1/wrappers/language", headers=headers, timeout=30).status_code == 403
+    answered = narrow.chat.completions.create(
+        model="wrapper:sentiment", messages=[{"role": "user", "content": "Lovely!"}]
+    )
+    assert answered.choices[0].message.content
+    full = openai.OpenAI(base_url=f"{keyed.base_url}/v1", api_key=KEY, max_retries=0)  # not listed: all
+    assert MODEL in {model.id for model in full.models.list().data}
+
+
 def test_per_key_allow_list(keyed: RunningServer) -> None:
     assert _sentiment(keyed.base_url, NARROW_KEY).status_code == 200
     denied = httpx.post(
@@ -267,7 +296,7 @@ def test_each_key_sees_only_its_own_stored_responses(keyed: RunningServer) -> No
         lambda: other.responses.input_items.list(mine.id),
         lambda: other.responses.delete(mine.id),
         lambda: other.responses.create(
-            model=MODEL, input="Go on", previous_response_id=mine.id, max_output_tokens=4
+            model="wrapper:sentiment", input="Go on", previous_response_id=mine.id, max_output_tokens=4
         ),
     ):
         with pytest.raises(openai.NotFoundError):

@@ -46,7 +46,7 @@ def _client(app: FastAPI) -> httpx.AsyncClient:
 
 def _ring() -> KeyRing:
     settings = Settings(api_keys="alpha,beta", key_wrappers={"beta": ["sentiment"]})
-    return KeyRing(settings.api_keys, settings.key_wrappers)
+    return KeyRing.from_settings(settings)
 
 
 async def test_no_keys_means_open() -> None:
@@ -107,7 +107,7 @@ async def test_per_key_wrapper_allow_list() -> None:
 
 async def test_allow_list_accepts_sha256_names() -> None:
     settings = Settings(api_keys=["k"], key_wrappers={f"sha256:{hash_api_key('k')}": ["classify"]})
-    ring = KeyRing(settings.api_keys, settings.key_wrappers)
+    ring = KeyRing.from_settings(settings)
     assert ring.allows(ring.match("k"), "classify")
     assert not ring.allows(ring.match("k"), "extract")
     assert not ring.allows(None, "classify")
@@ -162,3 +162,19 @@ async def test_group_admission_covers_the_tasks_it_starts() -> None:
         await asyncio.gather(*(item() for _ in range(10)))
     assert seen == [3] * 10
     assert admission.requests == 0
+
+
+def test_a_listed_key_reaches_the_raw_model_only_when_granted() -> None:
+    settings = Settings(
+        api_keys="open,narrow,granted",
+        key_wrappers={"narrow": ["sentiment"], "granted": {"wrappers": ["sentiment"], "raw_model": True}},
+    )
+    ring = KeyRing.from_settings(settings)
+    assert ring.allows_raw_model(ring.match("open"))  # not listed: everything
+    assert not ring.allows_raw_model(ring.match("narrow"))  # its wrappers only
+    assert ring.allows_raw_model(ring.match("granted"))
+    assert not ring.allows_raw_model(None)
+    assert ring.allows(ring.match("granted"), "sentiment") and not ring.allows(
+        ring.match("granted"), "extract"
+    )
+    assert KeyRing([]).allows_raw_model(None)  # no keys configured: one tenant

@@ -19,9 +19,20 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.http.asgi import send_error
+from server.settings import KeyRights, Settings
 from wrappers.errors import Forbidden, Unauthorized
 
-__all__ = ["KEY_SCOPE", "ApiKeyMiddleware", "Caller", "KeyRing", "caller_key", "check_wrapper_allowed"]
+__all__ = [
+    "KEY_SCOPE",
+    "ApiKeyMiddleware",
+    "Caller",
+    "KeyRing",
+    "caller_key",
+    "check_raw_model_allowed",
+    "check_wrapper_allowed",
+    "visible_raw_model",
+    "visible_wrapper",
+]
 
 # Where the middleware leaves the caller's key digest for routes to read.
 KEY_SCOPE = "wrapserve.key"
@@ -29,11 +40,27 @@ PUBLIC_PATHS = frozenset({"/health"})
 
 
 class KeyRing:
-    """The configured key digests and their optional wrapper allow-lists."""
+    """The configured key digests, their optional wrapper allow-lists, and which listed
+    keys may also use the raw model."""
 
-    def __init__(self, key_digests: Sequence[str], allow: Mapping[str, Iterable[str]] | None = None) -> None:
+    def __init__(
+        self,
+        key_digests: Sequence[str],
+        allow: Mapping[str, Iterable[str]] | None = None,
+        raw_model: Iterable[str] = (),
+    ) -> None:
         self._digests = tuple(key_digests)
         self._allow = {digest: frozenset(names) for digest, names in (allow or {}).items()}
+        self._raw_model = frozenset(raw_model)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeyRing:
+        rights = {digest: r for digest, r in settings.key_wrappers.items() if isinstance(r, KeyRights)}
+        return cls(
+            settings.api_keys,
+            {digest: r.wrappers for digest, r in rights.items()},
+            raw_model=[digest for digest, r in rights.items() if r.raw_model],
+        )
 
     @property
     def enabled(self) -> bool:
@@ -55,6 +82,14 @@ class KeyRing:
             return False
         names = self._allow.get(digest)
         return names is None or wrapper in names
+
+    def allows_raw_model(self, digest: str | None) -> bool:
+        """Free-form prompts to the model itself: every key not listed, listed ones if granted."""
+        if not self.enabled:
+            return True
+        if digest is None:
+            return False
+        return digest not in self._allow or digest in self._raw_model
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -92,18 +127,49 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
 
+def _caller(request: Request) -> tuple[KeyRing | None, str | None]:
+    keys: KeyRing | None = getattr(request.app.state, "keys", None)
+    if keys is None or not keys.enabled:
+        return None, None
+    digest = request.scope.get(KEY_SCOPE)
+    if digest is None and (token := _bearer(request.scope)) is not None:
+        digest = keys.match(token)
+    return keys, digest
+
+
+def check_raw_model_allowed(request: Request) -> None:
+    """Raise ``Forbidden`` unless the caller's key may prompt the model directly."""
+    keys, digest = _caller(request)
+    if keys is None or (digest is None and request.scope.get("wrapserve.internal")):
+        return
+    if not keys.allows_raw_model(digest):
+        raise Forbidden(
+            "this API key may call only its wrappers (model='wrapper:NAME'); the raw model is not "
+            "granted to it (raw_model in WRAPSERVE_KEY_WRAPPERS)",
+            param="model",
+        )
+
+
+def visible_wrapper(request: Request, wrapper: str) -> bool:
+    """Whether the caller's key may see (and so call) this wrapper: listings hide the rest."""
+    keys, digest = _caller(request)
+    return keys is None or keys.allows(digest, wrapper)
+
+
+def visible_raw_model(request: Request) -> bool:
+    keys, digest = _caller(request)
+    return keys is None or keys.allows_raw_model(digest)
+
+
 def check_wrapper_allowed(request: Request, wrapper: str) -> None:
     """Raise ``Forbidden`` unless the caller's key may call this wrapper.
 
     Batch lines run in-process below the middleware and carry the creator's
     ``Authorization`` header when the dispatcher forwards it; it is checked here too.
     """
-    keys: KeyRing | None = getattr(request.app.state, "keys", None)
-    if keys is None or not keys.enabled:
+    keys, digest = _caller(request)
+    if keys is None:
         return
-    digest = request.scope.get(KEY_SCOPE)
-    if digest is None and (token := _bearer(request.scope)) is not None:
-        digest = keys.match(token)
     if digest is None and request.scope.get("wrapserve.internal"):
         return  # authenticated when the batch was created; no key to narrow by
     if not keys.allows(digest, wrapper):

@@ -14,10 +14,11 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from server.engine.protocol import Engine, GenerationRequest, GenerationResult, StreamDelta
+from server.http.middleware.auth import check_raw_model_allowed
 from server.limits import Limits, check_unicode
 from server.openai import params
 from server.openai.logprobs import completion_logprobs_out
@@ -188,8 +189,9 @@ async def _generate_all(
 
 @router.post("/v1/completions", response_model=None)
 async def create_completion(
-    body: CompletionRequest, state: Annotated[ServerState, Depends(get_state)]
+    body: CompletionRequest, state: Annotated[ServerState, Depends(get_state)], request: Request
 ) -> Response:
+    check_raw_model_allowed(request)
     params.check_model(body.model, state.manifest.id)
     engine = state.require_engine()
     requests, grammar = await _prepare(body, state, engine)

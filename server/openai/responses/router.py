@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from server.engine.protocol import GeneratedChoice, GenerationResult
-from server.http.middleware.auth import Caller, check_wrapper_allowed
+from server.http.middleware.auth import Caller, check_raw_model_allowed, check_wrapper_allowed
 from server.http.middleware.observe import note_wrapper
 from server.invocation.service import InputInvalid
 from server.openai import params
@@ -131,6 +131,7 @@ async def create_response(
 
     if not model:
         raise BadRequest("model is required (or a prompt naming a wrapper)", param="model")
+    check_raw_model_allowed(request)
     params.check_model(model, state.manifest.id)
     engine = state.require_engine()
     prepared = await prepare_chat(chat_request(body, conversation, model), state, engine)
