@@ -209,6 +209,77 @@ def test_a_hostile_request_is_a_4xx_and_leaves_no_engine_request_behind(
     assert _metric(keyed.base_url, "wrapserve_admitted_requests") == 0
 
 
+def _engine_rss(server: RunningServer) -> int:
+    """Resident memory of the server's processes (API, engine core, workers), in bytes."""
+    root = psutil.Process(server.process.pid)
+    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)] if p.is_running())
+
+
+def test_chaos_ordinary_calls_keep_working_while_every_hostile_case_runs(keyed: RunningServer) -> None:
+    """A trickle of ordinary calls runs while the hostile cases (this module's and the whole
+    hostile-schema corpus, plus slow-header connections) are sent in parallel. Figures are
+    printed, not asserted: 0 errors is the assertion."""
+    from tests.security.test_hostile_corpus import CORPUS
+
+    base = keyed.base_url
+    rss_start = _engine_rss(keyed)
+    stop = threading.Event()
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    def trickle() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            response = _sentiment(base)
+            latencies.append(time.monotonic() - started)
+            if response.status_code != 200:
+                errors.append(f"{response.status_code}: {response.text[:200]}")
+            stop.wait(0.2)
+
+    def hostile_case(name: str) -> str:
+        with httpx.Client(base_url=base, headers=AUTH) as http:
+            response = CORPUS[name](http)
+        return f"{name}: {response.status_code}" if not 400 <= response.status_code < 500 else ""
+
+    def hostile_request(name: str) -> str:
+        path, body = HOSTILE[name]
+        headers = {**AUTH, "Content-Type": "application/json"}
+        response = httpx.post(f"{base}{path}", content=json.dumps(body), headers=headers, timeout=60)
+        return f"{name}: {response.status_code}" if not 400 <= response.status_code < 500 else ""
+
+    port = int(base.rsplit(":", 1)[1])
+    slow = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(50)]
+    for sock in slow:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+    worker = threading.Thread(target=trickle)
+    worker.start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(hostile_case, list(CORPUS))) + list(
+                pool.map(hostile_request, list(HOSTILE))
+            )
+    finally:
+        stop.set()
+        worker.join(120)
+        for sock in slow:
+            sock.close()
+    assert not [outcome for outcome in outcomes if outcome], outcomes  # every hostile case: a 4xx
+    assert not errors, errors
+    assert latencies
+    ordered = sorted(latencies)
+    median, worst = ordered[len(ordered) // 2], ordered[-1]
+    print(
+        f"\nchaos: {len(CORPUS) + len(HOSTILE)} hostile cases and 50 slow-header connections; "
+        f"{len(latencies)} ordinary calls, 0 errors, median {median * 1000:.0f} ms, "
+        f"worst {worst * 1000:.0f} ms ({worst / median:.1f}x the median)"
+    )
+    assert _wait_for(lambda: _metric(base, "wrapserve_engine_queue_depth") == 0, 60)
+    assert _metric(base, "wrapserve_admitted_requests") == 0
+    growth = _engine_rss(keyed) - rss_start
+    print(f"chaos: server processes' resident memory grew {growth / 2**20:.0f} MiB")
+    assert growth < 1024 * 2**20  # bounded: hostile schemas must not pile up engine memory
+
+
 def test_a_key_limited_to_wrappers_cannot_prompt_the_raw_model_or_see_other_wrappers(
     keyed: RunningServer,
 ) -> None:
