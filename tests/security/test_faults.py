@@ -190,6 +190,54 @@ HOSTILE = {
         {"model": MODEL, "prompt": [1, 10**9], "max_tokens": 2},
     ),
     "responses seed": ("/v1/responses", {"model": MODEL, "input": "hi", "seed": 2**64}),
+    "lone surrogate in chat": (
+        "/v1/chat/completions",
+        {"model": MODEL, "messages": [{"role": "user", "content": "\ud800"}]},
+    ),
+    "lone surrogate in a schema key": (
+        "/v1/chat/completions",
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "hi"}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "x",
+                    "schema": {"type": "object", "properties": {"\ud800": {"type": "string"}}},
+                },
+            },
+        },
+    ),
+    "$id with a $ref inside properties": (
+        "/v1/chat/completions",
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "hi"}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "x",
+                    "schema": {"properties": {"a": {"$id": "http://x/s.json", "$ref": "#/$defs/s"}}},
+                },
+            },
+        },
+    ),
+    "more messages than MAX_MESSAGES": (
+        "/v1/chat/completions",
+        {"model": MODEL, "messages": [{"role": "user", "content": ""}] * 5_000},
+    ),
+    "chat_template on a wrapper model": (
+        "/v1/chat/completions",
+        {
+            "model": "wrapper:sentiment",
+            "messages": [{"role": "user", "content": "x"}],
+            "chat_template": "{{ 1 }}",
+        },
+    ),
+    "trailing slash": (
+        "/v1/chat/completions/",
+        {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
+    ),
 }
 
 
