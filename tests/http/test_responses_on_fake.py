@@ -201,6 +201,8 @@ async def test_a_wrapper_model_works_as_on_chat(fake_openai: openai.AsyncOpenAI)
         ({"model": MODEL, "input": [{"type": "reasoning"}]}, "input.0.type"),
         ({"model": MODEL, "input": []}, "input"),
         ({"model": MODEL, "input": "x", "background": True}, "background"),
+        ({"model": MODEL, "input": "x", "metadata": {"k": "\ud800"}}, "metadata.k"),
+        ({"model": MODEL, "input": [{"role": "user", "content": "x", "id": "\ud800"}]}, "input.0.id"),
         ({"model": MODEL, "input": "x", "conversation": "conv_1"}, "conversation"),
         ({"input": "x"}, "model"),
         ({"model": MODEL, "input": "x", "metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
@@ -213,6 +215,9 @@ async def test_a_wrapper_model_works_as_on_chat(fake_openai: openai.AsyncOpenAI)
 async def test_what_is_not_served_is_a_400_naming_the_field(
     fake_http: httpx.AsyncClient, body: dict[str, object], param: str
 ) -> None:
-    response = await fake_http.post("/v1/responses", json=body)
+    raw = json.dumps(body)  # ASCII JSON: a lone surrogate travels as its escape
+    response = await fake_http.post(
+        "/v1/responses", content=raw, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param

@@ -26,6 +26,7 @@ import pytest
 
 from tests.batches.helpers import jsonl, result_lines, wait_for, wrapper_lines
 from tests.conftest import RunningServer, free_port, start_server, stop_server, wait_ready
+from tests.http.test_hostile_input_on_fake import CASES as MALFORMED
 from wrappers.catalogue import BUILTINS
 
 pytestmark = pytest.mark.engine
@@ -174,54 +175,12 @@ def test_connections_that_never_finish_their_headers_are_closed_and_stall_nobody
             sock.close()
 
 
-HOSTILE = {
-    "seed beyond int64 (chat)": (
-        "/v1/chat/completions",
-        {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "seed": 2**64, "max_tokens": 2},
-    ),
-    "seed below int64 (completions)": (
-        "/v1/completions",
-        {"model": MODEL, "prompt": "hi", "seed": -(2**63) - 1},
-    ),
-    "wrapper seed": ("/v1/wrappers/sentiment/invoke", {"input": {"text": "x"}, "options": {"seed": 10**30}}),
-    "lone surrogate": ("/v1/completions", {"model": MODEL, "prompt": "\ud800", "max_tokens": 2}),
-    "token id beyond the vocabulary": (
-        "/v1/completions",
-        {"model": MODEL, "prompt": [1, 10**9], "max_tokens": 2},
-    ),
+# The malformed-input cases of the fake-engine suite, here against the real server, and a few
+# whose harm needs the real one (the tokenizer, the engine's serializer, uvicorn).
+HOSTILE: dict[str, tuple[str, dict[str, Any]]] = {
+    name: (path, body) for name, (path, body, _) in MALFORMED.items()
+} | {
     "responses seed": ("/v1/responses", {"model": MODEL, "input": "hi", "seed": 2**64}),
-    "lone surrogate in chat": (
-        "/v1/chat/completions",
-        {"model": MODEL, "messages": [{"role": "user", "content": "\ud800"}]},
-    ),
-    "lone surrogate in a schema key": (
-        "/v1/chat/completions",
-        {
-            "model": MODEL,
-            "messages": [{"role": "user", "content": "hi"}],
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": "x",
-                    "schema": {"type": "object", "properties": {"\ud800": {"type": "string"}}},
-                },
-            },
-        },
-    ),
-    "$id with a $ref inside properties": (
-        "/v1/chat/completions",
-        {
-            "model": MODEL,
-            "messages": [{"role": "user", "content": "hi"}],
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": "x",
-                    "schema": {"properties": {"a": {"$id": "http://x/s.json", "$ref": "#/$defs/s"}}},
-                },
-            },
-        },
-    ),
     "more messages than MAX_MESSAGES": (
         "/v1/chat/completions",
         {"model": MODEL, "messages": [{"role": "user", "content": ""}] * 5_000},

@@ -11,6 +11,7 @@ import secrets
 import time
 from typing import Any
 
+from server.limits import check_unicode
 from server.openai.protocol import ChatCompletion, ChatCompletionRequest
 from server.openai.responses.protocol import InputContent, ResponsesRequest
 from wrappers.errors import BadRequest
@@ -132,8 +133,26 @@ def chat_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return messages
 
 
+def _check_texts(body: ResponsesRequest) -> None:
+    """Every string of the request is valid Unicode (no lone surrogate): it is stored and
+    echoed, and SQLite and the JSON response encode UTF-8. Walked with a stack, not
+    recursion: tool parameters may nest deep."""
+    stack: list[tuple[str, Any]] = [("", body.model_dump(by_alias=True, exclude_none=True))]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            check_unicode(value, path or "body")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                check_unicode(str(key), path or "body")
+                stack.append((f"{path}.{key}" if path else str(key), item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{index}", item) for index, item in enumerate(value))
+
+
 def check_request(body: ResponsesRequest) -> None:
     """What this server does not do is a 400, not silently something else."""
+    _check_texts(body)
     if body.background:
         raise BadRequest("background responses are not supported; stream instead", param="background")
     if body.conversation is not None:
