@@ -129,9 +129,14 @@ async def live_text_events(
         yield event
     for event in writer.message_opening(0, {"id": message_id, "type": "message", "role": "assistant"}):
         yield event
-    async for text in texts:
-        if text:
-            yield writer.text_delta(0, message_id, text)
+    try:
+        async for text in texts:
+            if text:
+                yield writer.text_delta(0, message_id, text)
+    finally:  # a client gone mid-stream: closing the texts closes the engine stream (abort)
+        closer = getattr(texts, "aclose", None)
+        if closer is not None:
+            await closer()
     response = await finish()
     for event in writer.message_closing(0, response["output"][0]):
         yield event
