@@ -36,18 +36,18 @@ async def get_model(
 def _models(state: ServerState, request: Request) -> list[dict[str, Any]]:
     """What the caller's key may use: the raw model if granted, the wrappers it may call."""
     manifest = state.manifest
-    data: list[dict[str, Any]] = [
-        {
-            "id": manifest.id,
-            "object": "model",
-            "created": _STARTED,
-            "owned_by": "wrapserve",
-            "max_model_len": state.engine.info.max_model_len if state.engine else manifest.max_model_len,
-            "ready": state.phase == "ready",
-        }
-    ]
-    if not visible_raw_model(request):
-        data = []
+    data: list[dict[str, Any]] = []
+    if visible_raw_model(request):
+        data.append(
+            {
+                "id": manifest.id,
+                "object": "model",
+                "created": _STARTED,
+                "owned_by": "wrapserve",
+                "max_model_len": state.engine.info.max_model_len if state.engine else manifest.max_model_len,
+                "ready": state.phase == "ready",
+            }
+        )
     for name in (name for name in state.registry.names() if visible_wrapper(request, name)):
         versions = state.registry.versions(name)  # newest first
         for wrapper, ref in [(versions[0], name)] + [(w, w.ref()) for w in versions]:

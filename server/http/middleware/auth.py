@@ -55,7 +55,10 @@ class KeyRing:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
-        rights = {digest: r for digest, r in settings.key_wrappers.items() if isinstance(r, KeyRights)}
+        rights = {
+            digest: r if isinstance(r, KeyRights) else KeyRights(wrappers=r)
+            for digest, r in settings.key_wrappers.items()
+        }
         return cls(
             settings.api_keys,
             {digest: r.wrappers for digest, r in rights.items()},

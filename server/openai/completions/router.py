@@ -53,16 +53,16 @@ async def _prompts(body: CompletionRequest, engine: Engine, limits: Limits) -> l
     if len(prompts) > limits.max_batch_items:
         raise BadRequest(f"{len(prompts)} prompts; at most {limits.max_batch_items}", param="prompt")
     # One prompt at a time: other requests' prompts are tokenized in between.
-    encoded = [await engine.encode_text(item) if isinstance(item, str) else list(item) for item in prompts]
-    if any(not ids for ids in encoded):
-        raise BadRequest("prompt is empty", param="prompt")
-    if (vocab := engine.info.vocab_size) is not None:
+    if (vocab := engine.info.vocab_size) is not None:  # before any prompt is tokenized
         for ids in (item for item in prompts if not isinstance(item, str)):
             outside = next((token for token in ids if not 0 <= token < vocab), None)
             if outside is not None:
                 raise BadRequest(
                     f"token id {outside} is outside the model's vocabulary (0 to {vocab - 1})", param="prompt"
                 )
+    encoded = [await engine.encode_text(item) if isinstance(item, str) else list(item) for item in prompts]
+    if any(not ids for ids in encoded):
+        raise BadRequest("prompt is empty", param="prompt")
     return encoded
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from server.openai.protocol import LenientRequest
+from server.openai.protocol import JsonSchemaFormat, LenientRequest
 
 __all__ = ["FunctionTool", "InputItem", "PromptRef", "ResponsesRequest", "TextConfig", "TextFormat"]
 
@@ -43,12 +43,10 @@ class NamedFunction(LenientRequest):
     name: str
 
 
-class TextFormat(LenientRequest):
+class TextFormat(JsonSchemaFormat):
+    """Chat's ``json_schema`` format, flattened into ``text.format`` with its type."""
+
     type: Literal["text", "json_object", "json_schema"]
-    name: str = "response"
-    description: str | None = None
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
-    strict: bool | None = None
 
 
 class TextConfig(LenientRequest):

@@ -181,15 +181,7 @@ def _text_format(body: ResponsesRequest) -> dict[str, Any] | None:
         return {"type": "json_object"}
     if form.schema_ is None:
         raise BadRequest("a json_schema format needs a schema", param="text.format.schema")
-    return {
-        "type": "json_schema",
-        "json_schema": {
-            "name": form.name,
-            "description": form.description,
-            "schema": form.schema_,
-            "strict": form.strict,
-        },
-    }
+    return {"type": "json_schema", "json_schema": form.model_dump(by_alias=True, exclude={"type"})}
 
 
 def _tools(body: ResponsesRequest) -> list[dict[str, Any]] | None:
