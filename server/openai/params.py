@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from server.engine.protocol import ChatMessage, Sampling
 from server.limits import Limits, check_engine_int, check_prompt_fits, check_unicode
-from server.openai.protocol import ChatMessageIn, StreamOptions, Usage
+from server.openai.protocol import ChatMessageIn, SampledRequest, StreamOptions, Usage
 from wrappers.errors import BadRequest, NotFound
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "ModelNotFound",
     "chat_logprobs",
     "check_model",
+    "check_sampling",
     "include_usage",
     "message_text",
     "resolve_max_tokens",
@@ -91,33 +92,28 @@ def resolve_max_tokens(
     return requested
 
 
-def to_sampling(
-    *,
-    max_tokens: int,
-    temperature: float | None,
-    top_p: float | None,
-    n: int | None,
-    stop: str | list[str] | None,
-    seed: int | None,
-    logprobs: int | None,
-    limits: Limits,
-    ignore_eos: bool | None = False,
-    frequency_penalty: float | None = None,
-    presence_penalty: float | None = None,
-) -> Sampling:
+def check_sampling(body: SampledRequest, limits: Limits) -> None:
+    """The range checks of ``to_sampling``, for routes whose own defaults then apply."""
+    to_sampling(body, max_tokens=1, logprobs=None, limits=limits)
+
+
+def to_sampling(body: SampledRequest, *, max_tokens: int, logprobs: int | None, limits: Limits) -> Sampling:
     """Engine sampling from OpenAI's fields, with OpenAI's defaults (temperature 1)."""
-    temperature = 1.0 if temperature is None else temperature
+    temperature = 1.0 if body.temperature is None else body.temperature
     if not 0 <= temperature <= 2:
         raise BadRequest(f"temperature must be between 0 and 2, got {temperature}", param="temperature")
-    top_p = 1.0 if top_p is None else top_p
+    top_p = 1.0 if body.top_p is None else body.top_p
     if not 0 < top_p <= 1:
         raise BadRequest(f"top_p must be in (0, 1], got {top_p}", param="top_p")
-    penalties = {"frequency_penalty": frequency_penalty or 0.0, "presence_penalty": presence_penalty or 0.0}
+    penalties = {
+        "frequency_penalty": body.frequency_penalty or 0.0,
+        "presence_penalty": body.presence_penalty or 0.0,
+    }
     for name, value in penalties.items():
         if not -2 <= value <= 2:
             raise BadRequest(f"{name} must be between -2 and 2, got {value}", param=name)
-    check_engine_int(seed, "seed")
-    n = 1 if n is None else n
+    check_engine_int(body.seed, "seed")
+    n = 1 if body.n is None else body.n
     if not 1 <= n <= limits.max_n:
         raise BadRequest(f"n must be between 1 and {limits.max_n}, got {n}", param="n")
     return Sampling(
@@ -125,10 +121,10 @@ def to_sampling(
         temperature=temperature,
         top_p=top_p,
         n=n,
-        stop=_stop_sequences(stop, limits),
-        seed=seed,
+        stop=_stop_sequences(body.stop, limits),
+        seed=body.seed,
         logprobs=logprobs,
-        ignore_eos=bool(ignore_eos),
+        ignore_eos=bool(body.ignore_eos),
         **penalties,
     )
 

@@ -32,6 +32,7 @@ __all__ = [
     "LenientRequest",
     "NamedToolChoice",
     "ResponseFormat",
+    "SampledRequest",
     "StreamOptions",
     "TokenLogprobOut",
     "ToolCall",
@@ -116,8 +117,8 @@ class StreamOptions(LenientRequest):
     include_usage: bool = False
 
 
-class _Sampled(LenientRequest):
-    """Fields both endpoints share."""
+class SampledRequest(LenientRequest):
+    """Fields both endpoints share (read into the engine's ``Sampling`` by ``params.to_sampling``)."""
 
     model: str
     temperature: float | None = None
@@ -136,7 +137,7 @@ class _Sampled(LenientRequest):
     ignore_eos: bool | None = False
 
 
-class ChatCompletionRequest(_Sampled):
+class ChatCompletionRequest(SampledRequest):
     messages: list[ChatMessageIn] = Field(min_length=1)
     max_completion_tokens: int | None = None
     logprobs: bool | None = False
@@ -147,7 +148,7 @@ class ChatCompletionRequest(_Sampled):
     chat_template: Any = None
 
 
-class CompletionRequest(_Sampled):
+class CompletionRequest(SampledRequest):
     prompt: str | list[str] | list[int] | list[list[int]]
     max_tokens: int | None = 16  # OpenAI's default on this endpoint
     logprobs: int | None = None

@@ -23,7 +23,7 @@ from server.engine.protocol import StreamDelta
 from server.http.errors import error_body
 from wrappers.errors import WrapserveError
 
-__all__ = ["EventStream", "first_delta"]
+__all__ = ["EventStream", "close_stream", "first_delta", "resumed"]
 
 log = logging.getLogger("wrapserve.openai")
 
@@ -82,6 +82,38 @@ async def first_delta(stream: AsyncIterator[StreamDelta]) -> StreamDelta | None:
     except StopAsyncIteration:
         return None
     except BaseException:
-        closer: Any = stream
-        await closer.aclose()
+        await close_stream(stream)
         raise
+
+
+class resumed:
+    """``first`` (as ``first_delta`` took it) and then the rest of ``stream``. Closing it
+    (``contextlib.aclosing``) closes ``stream``, which aborts the engine request, also when
+    nothing was read yet (an async generator that never started would skip its cleanup)."""
+
+    def __init__(self, first: StreamDelta | None, stream: AsyncIterator[StreamDelta]) -> None:
+        self._first = first
+        self._ended = first is None  # first_delta saw the stream end
+        self._stream = stream
+
+    def __aiter__(self) -> resumed:
+        return self
+
+    async def __anext__(self) -> StreamDelta:
+        if self._ended:
+            raise StopAsyncIteration
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return await anext(self._stream)
+
+    async def aclose(self) -> None:
+        await close_stream(self._stream)
+
+
+async def close_stream(stream: object) -> None:
+    """Close an async generator (an engine stream, or one built on it); a plain iterator
+    has nothing to close."""
+    closer = getattr(stream, "aclose", None)
+    if closer is not None:
+        await closer()

@@ -3,25 +3,33 @@ start-up needs around them: the device, a readable start failure, the KV-cache p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from models.manifest import ModelManifest
 from server.settings import Settings
 from server.vllm.dtype import run_dtype
+from server.vllm.plugins.cpu_grammar_mask import ENV_SWITCH as CPU_MASKS_SWITCH
+from server.vllm.plugins.grammar_advance import ENV_SWITCH as GRAMMAR_ADVANCE_SWITCH
 from wrappers.errors import ConfigurationError
 
-__all__ = ["CPU_BLOCK_SIZE", "KvCacheProbe", "detect_device", "engine_args", "explain_start_failure"]
+__all__ = [
+    "CPU_BLOCK_SIZE",
+    "KvCacheProbe",
+    "detect_device",
+    "engine_args",
+    "engine_environment",
+    "explain_start_failure",
+]
 
-# CPU defaults verified on the build machines (see README): vLLM reads the memory
-# fraction as a share of NUMA node 0's RAM there, and eager mode starts ~3x faster.
+# vLLM reads the CPU memory fraction as a share of NUMA node 0's RAM; eager mode starts
+# several times faster on CPUs (benchmarks/RESULTS.md, "Engine defaults").
 CPU_MEMORY_FRACTION = 0.4
 CPU_KV_CACHE_GIB = 2.0
 # vLLM's CPU default is 128-token KV blocks, and its prefix cache shares whole blocks only:
-# a wrapper's static opening shorter than 128 tokens was recomputed on every call. With 32
-# (the smallest its CPU attention accepts), classify calls of 73 prompt tokens, 38 of them
-# shared, ran 1.5x (decoded) to 1.7x (scored) faster on the build machine
-# (python -m benchmarks.offline_classify --block-size 128, then 32).
+# a wrapper's static opening shorter than a block would be recomputed on every call. 32 is
+# the smallest its CPU attention accepts (what it is worth: RESULTS.md, "Engine defaults").
 CPU_BLOCK_SIZE = 32
 GPU_MEMORY_FRACTION = 0.9
 
@@ -32,6 +40,29 @@ def detect_device(requested: str) -> str:
     from vllm.platforms import current_platform
 
     return "cuda" if current_platform.is_cuda_alike() else "cpu"
+
+
+def engine_environment(settings: Settings, current: Mapping[str, str]) -> dict[str, str]:
+    """The variables vLLM's processes must see, given the ``current`` environment.
+
+    vLLM reads its own switches from the environment, and the environment is the one thing
+    its engine-core and worker processes inherit from this one, so it is how Wrapserve's
+    plugins there (``server/vllm/plugins/``) learn the settings too. A variable the operator
+    set for vLLM is kept; the plugins' switches always follow the settings.
+    """
+    wanted = {
+        CPU_MASKS_SWITCH: "true" if settings.fast_cpu_masks else "false",
+        GRAMMAR_ADVANCE_SWITCH: "true" if settings.fast_grammar_advance else "false",
+    }
+    defaults = {
+        "VLLM_CONFIGURE_LOGGING": "1",
+        # vLLM's budget for building a grammar's token index (its own default, 5 s, fails
+        # ordinary catalogue grammars on a busy CPU). Grammars are vetted for automaton size
+        # before they get here, and vLLM builds them off its scheduling loop.
+        "VLLM_REGEX_COMPILATION_TIMEOUT_S": str(settings.engine_grammar_timeout_s),
+    }
+    wanted.update({name: value for name, value in defaults.items() if name not in current})
+    return wanted
 
 
 def engine_args(settings: Settings, manifest: ModelManifest, weights: Path, device: str) -> Any:

@@ -1,11 +1,9 @@
 """The dtype the engine runs a model in, when the settings do not name one.
 
 A manifest gives the model's dtype and, optionally, a ``cpu_dtype`` for CPUs that cannot do
-that dtype's arithmetic in hardware. vLLM's CPU matmuls (oneDNN) run bf16 at about twice the
-fp32 rate where the CPU has bf16 instructions (AVX512-BF16 or AMX: 208 vs 96 GFLOP/s for a
-prefill-sized matmul on one core of the 2-core build machine, an AMD EPYC with AVX512-BF16;
-wrapper calls 1.5-1.8x faster end to end), and emulate it about 8x slower than fp32 where it
-has none (an earlier build machine).
+that dtype's arithmetic in hardware: vLLM's CPU matmuls (oneDNN) run bf16 faster than fp32
+where the CPU has bf16 instructions (AVX512-BF16 or AMX) and emulate it far slower where it
+has none (the figures: benchmarks/RESULTS.md, "Engine defaults").
 """
 
 from __future__ import annotations

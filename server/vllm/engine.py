@@ -34,10 +34,14 @@ from server.engine.protocol import (
 )
 from server.limits import ContextOverflow
 from server.settings import Settings
-from server.vllm.args import KvCacheProbe, detect_device, engine_args, explain_start_failure
+from server.vllm.args import (
+    KvCacheProbe,
+    detect_device,
+    engine_args,
+    engine_environment,
+    explain_start_failure,
+)
 from server.vllm.branching import TokenPath, branch_points, constrained_logprobs
-from server.vllm.plugins.cpu_grammar_mask import ENV_SWITCH as CPU_MASKS_SWITCH
-from server.vllm.plugins.grammar_advance import ENV_SWITCH as GRAMMAR_ADVANCE_SWITCH
 from server.vllm.tokenizing import TokenizerLanes
 from wrappers.errors import BadRequest, ConfigurationError, EngineUnavailable
 
@@ -117,15 +121,7 @@ class VllmEngine:
     @classmethod
     async def start(cls, settings: Settings, manifest: ModelManifest, weights: Path) -> VllmEngine:
         """Build the engine off the event loop (start-up takes tens of seconds)."""
-        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
-        # vLLM's budget for building a grammar's token index (its own default, 5 s, fails
-        # ordinary catalogue grammars on a busy CPU). Grammars are vetted for automaton size
-        # before they get here, and vLLM builds them off its scheduling loop.
-        os.environ.setdefault("VLLM_REGEX_COMPILATION_TIMEOUT_S", str(settings.engine_grammar_timeout_s))
-        # Read by Wrapserve's plugins in each vLLM process (server/vllm/plugins/cpu_grammar_mask.py,
-        # server/vllm/plugins/grammar_advance.py).
-        os.environ[CPU_MASKS_SWITCH] = "true" if settings.fast_cpu_masks else "false"
-        os.environ[GRAMMAR_ADVANCE_SWITCH] = "true" if settings.fast_grammar_advance else "false"
+        os.environ.update(engine_environment(settings, os.environ))  # read by vLLM's processes
         started = time.monotonic()
         kv_probe = KvCacheProbe()
 

@@ -8,7 +8,7 @@ import pytest
 
 from models import ModelRegistry
 from server.settings import Settings
-from server.vllm.args import detect_device, engine_args
+from server.vllm.args import detect_device, engine_args, engine_environment
 from server.vllm.dtype import cpu_has_native_bf16, run_dtype
 from wrappers.errors import ConfigurationError
 
@@ -92,3 +92,17 @@ def test_manifest_engine_options_override_defaults() -> None:
 @pytest.mark.gpu
 def test_auto_device_is_cuda_on_a_gpu_node() -> None:
     assert detect_device("auto") == "cuda"
+
+
+def test_engine_environment_follows_the_settings_and_keeps_what_the_operator_set() -> None:
+    settings = Settings(fast_cpu_masks=False, fast_grammar_advance=True, engine_grammar_timeout_s=42)
+    fresh = engine_environment(settings, {})
+    assert fresh["WRAPSERVE_FAST_CPU_MASKS"] == "false"
+    assert fresh["WRAPSERVE_FAST_GRAMMAR_ADVANCE"] == "true"
+    assert fresh["VLLM_REGEX_COMPILATION_TIMEOUT_S"] == "42"
+    assert fresh["VLLM_CONFIGURE_LOGGING"] == "1"
+    # The operator's own vLLM variables win; the plugins' switches always follow the settings.
+    operator = {"VLLM_REGEX_COMPILATION_TIMEOUT_S": "7", "WRAPSERVE_FAST_CPU_MASKS": "true"}
+    kept = engine_environment(settings, operator)
+    assert "VLLM_REGEX_COMPILATION_TIMEOUT_S" not in kept
+    assert kept["WRAPSERVE_FAST_CPU_MASKS"] == "false"

@@ -72,21 +72,8 @@ async def prepare_chat(body: ChatCompletionRequest, state: ServerState, engine: 
         ) from None
     requested = body.max_tokens if body.max_completion_tokens is None else body.max_completion_tokens
     param = "max_tokens" if body.max_completion_tokens is None else "max_completion_tokens"
-    sampling = params.to_sampling(
-        max_tokens=params.resolve_max_tokens(
-            requested, len(prompt), engine.info.max_model_len, limits, param
-        ),
-        temperature=body.temperature,
-        top_p=body.top_p,
-        n=body.n,
-        stop=body.stop,
-        seed=body.seed,
-        logprobs=logprobs,
-        limits=limits,
-        ignore_eos=body.ignore_eos,
-        frequency_penalty=body.frequency_penalty,
-        presence_penalty=body.presence_penalty,
-    )
+    max_tokens = params.resolve_max_tokens(requested, len(prompt), engine.info.max_model_len, limits, param)
+    sampling = params.to_sampling(body, max_tokens=max_tokens, logprobs=logprobs, limits=limits)
     grammar = await output_grammar(body.response_format, tools, state.grammars)
     # Every function's parameters are vetted, also under "auto", where no grammar holds them.
     validators = {

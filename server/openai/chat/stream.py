@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 
 from server.engine.protocol import StreamDelta
 from server.openai import params
 from server.openai.chat.serving import PreparedChat, tool_calls_in
 from server.openai.logprobs import chat_logprobs_out
 from server.openai.protocol import ChatCompletionChunk, ChunkChoice, Delta, ToolCallDelta, Usage
+from server.openai.streaming import resumed
 from server.structured.checked import StreamCheck
 
 __all__ = ["chat_chunks"]
-
-
-async def _deltas(
-    first: StreamDelta | None, stream: AsyncIterator[StreamDelta]
-) -> AsyncIterator[StreamDelta]:
-    if first is None:
-        return
-    yield first
-    async for delta in stream:
-        yield delta
 
 
 def _tool_call_choices(
@@ -71,12 +63,12 @@ async def chat_chunks(
     prompt_tokens = len(request.prompt_token_ids)
     cached_tokens = 0
     check = StreamCheck(prepared.grammar)
-    try:
+    async with aclosing(resumed(first, stream)) as deltas:
         roles = [
             ChunkChoice(index=i, delta=Delta(role="assistant", content="")) for i in range(request.sampling.n)
         ]
         yield chunk(roles)
-        async for delta in _deltas(first, stream):
+        async for delta in deltas:
             completion_tokens[delta.index] = delta.completion_tokens
             cached_tokens = max(cached_tokens, delta.cached_prompt_tokens)
             await check.check(delta.index, delta.text, delta.finish_reason)
@@ -99,7 +91,3 @@ async def chat_chunks(
         if include_usage:
             completion = sum(completion_tokens.values())
             yield chunk([], params.usage(prompt_tokens, completion, cached_tokens))
-    finally:
-        closer = getattr(stream, "aclose", None)
-        if closer is not None:
-            await closer()

@@ -21,9 +21,9 @@ from server.invocation.service import InputInvalid, Invocation, InvokeOptions
 from server.openai.params import (
     WRAPPER_PREFIX,
     ModelNotFound,
+    check_sampling,
     include_usage,
     message_text,
-    to_sampling,
     usage,
 )
 from server.openai.protocol import (
@@ -95,16 +95,7 @@ def _options(body: ChatCompletionRequest, state: ServerState) -> InvokeOptions:
     if max_tokens is not None and max_tokens <= 0:
         raise BadRequest(f"max_tokens must be at least 1, got {max_tokens}", param="max_tokens")
     # Range checks only: the wrapper's own defaults apply where the request says nothing.
-    to_sampling(
-        max_tokens=max_tokens or 1,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        n=1,
-        stop=None,
-        seed=body.seed,
-        logprobs=None,
-        limits=state.settings.limits,
-    )
+    check_sampling(body, state.settings.limits)
     return InvokeOptions(
         max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p, seed=body.seed
     )

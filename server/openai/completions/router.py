@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -23,7 +24,7 @@ from server.limits import Limits, check_unicode
 from server.openai import params
 from server.openai.logprobs import completion_logprobs_out
 from server.openai.protocol import Completion, CompletionChoice, CompletionRequest
-from server.openai.streaming import EventStream, first_delta
+from server.openai.streaming import EventStream, first_delta, resumed
 from server.openai.structured import output_grammar
 from server.state import ServerState, get_state
 from server.structured.checked import StreamCheck, generate_checked
@@ -83,19 +84,7 @@ async def _prepare(
     max_tokens = params.resolve_max_tokens(
         body.max_tokens, longest, engine.info.max_model_len, limits, "max_tokens"
     )
-    sampling = params.to_sampling(
-        max_tokens=max_tokens,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        n=body.n,
-        stop=body.stop,
-        seed=body.seed,
-        logprobs=body.logprobs,
-        limits=limits,
-        ignore_eos=body.ignore_eos,
-        frequency_penalty=body.frequency_penalty,
-        presence_penalty=body.presence_penalty,
-    )
+    sampling = params.to_sampling(body, max_tokens=max_tokens, logprobs=body.logprobs, limits=limits)
     grammar = await output_grammar(body.response_format, None, state.grammars)
     constraint = grammar.constraint if grammar else None
     base = f"cmpl-{uuid.uuid4().hex}"
@@ -140,17 +129,8 @@ async def _chunks(
     stream_id = request.request_id.rsplit("-", 1)[0]
     offsets: dict[int, int] = {}
     produced: dict[int, int] = {}
-    try:
-        deltas = [first] if first is not None else []
-        pending: AsyncIterator[StreamDelta] = stream
-        while True:
-            if deltas:
-                delta = deltas.pop()
-            else:
-                try:
-                    delta = await anext(pending)
-                except StopAsyncIteration:
-                    break
+    async with aclosing(resumed(first, stream)) as deltas:
+        async for delta in deltas:
             produced[delta.index] = delta.completion_tokens
             await check.check(delta.index, delta.text, delta.finish_reason)
             if not delta.text and delta.finish_reason is None:
@@ -167,10 +147,6 @@ async def _chunks(
         if include_usage:
             usage = params.usage(len(request.prompt_token_ids), sum(produced.values()))
             yield Completion(id=stream_id, created=created, model=model, choices=[], usage=usage)
-    finally:
-        closer = getattr(stream, "aclose", None)
-        if closer is not None:
-            await closer()
 
 
 async def _generate_all(

@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from server.openai.streaming import close_stream
+
 __all__ = ["EventWriter", "ResponseEvent", "live_text_events", "whole_response_events"]
 
 
@@ -134,9 +136,7 @@ async def live_text_events(
             if text:
                 yield writer.text_delta(0, message_id, text)
     finally:  # a client gone mid-stream: closing the texts closes the engine stream (abort)
-        closer = getattr(texts, "aclose", None)
-        if closer is not None:
-            await closer()
+        await close_stream(texts)
     response = await finish()
     for event in writer.message_closing(0, response["output"][0]):
         yield event

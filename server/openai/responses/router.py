@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -34,7 +35,7 @@ from server.openai.responses.translate import (
     new_id,
     response_object,
 )
-from server.openai.streaming import EventStream, first_delta
+from server.openai.streaming import EventStream, first_delta, resumed
 from server.state import ServerState, get_state
 from server.structured.checked import StreamCheck, generate_checked
 from wrappers.errors import BadRequest
@@ -158,14 +159,9 @@ async def _live_stream(
     message_id = new_id("msg")
 
     async def texts() -> AsyncIterator[str]:
-        deltas = [first] if first is not None else []
-        try:
-            for delta in deltas:
+        async with aclosing(resumed(first, stream)) as deltas:
+            async for delta in deltas:
                 yield await _take(delta)
-            async for delta in stream:
-                yield await _take(delta)
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
 
     async def _take(delta: Any) -> str:
         await check.check(delta.index, delta.text, delta.finish_reason)
