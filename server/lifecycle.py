@@ -5,6 +5,7 @@ starting -> warming -> ready -> draining -> stopped, or failed from starting/war
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Literal
 
@@ -26,6 +27,15 @@ class Lifecycle:
     @property
     def is_ready(self) -> bool:
         return self._phase == "ready"
+
+    async def wait_ready(self, poll_s: float = 0.5) -> bool:
+        """Wait until the server serves; False once it never will again (failed, draining,
+        stopped)."""
+        while (phase := self._phase) != "ready":
+            if phase in ("failed", "stopped", "draining"):
+                return False
+            await asyncio.sleep(poll_s)
+        return True
 
     def when_fatal(self, callback: Callable[[], None]) -> None:
         """Called once the server cannot serve at all (the CLI stops uvicorn then)."""

@@ -11,6 +11,7 @@ along in ``scope["wrapserve.key"]``, so per-key allow-lists apply to batch lines
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from contextvars import ContextVar
@@ -24,8 +25,12 @@ from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.http.middleware.auth import KEY_SCOPE
+from server.lifecycle import Lifecycle
 
 __all__ = ["Dispatcher", "LineResponse", "internal_asgi"]
+
+RETRYABLE = (429, 503)
+MAX_UNAVAILABLE_ATTEMPTS = 5
 
 _owner_key: ContextVar[str | None] = ContextVar("wrapserve_batch_owner_key", default=None)
 
@@ -96,6 +101,25 @@ class Dispatcher:
                 }
             }
         return LineResponse(response.status_code, request_id, payload)
+
+    async def post_until_answered(
+        self, url: str, body: dict[str, Any], lifecycle: Lifecycle, owner_key: str | None = None
+    ) -> LineResponse | None:
+        """The line's response. "Busy" (429) is waited out, however long it lasts: a batch
+        yields to interactive traffic rather than failing. "Unavailable" (503) is retried a
+        few times. None if the server stopped serving meanwhile: the line stays unanswered,
+        for the next run, rather than ending with an error it did not cause."""
+        response = await self.post(url, body, owner_key)
+        attempt = 0
+        while response.status_code in RETRYABLE:
+            attempt += 1
+            if response.status_code == 503 and attempt >= MAX_UNAVAILABLE_ATTEMPTS:
+                break
+            if not await lifecycle.wait_ready():
+                return None
+            await asyncio.sleep(min(0.5 * 2**attempt, 10))
+            response = await self.post(url, body, owner_key)
+        return response
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -26,7 +26,6 @@ from wrappers.errors import BadRequest, ConfigurationError
 __all__ = ["OfflineSummary", "finished_ids", "read_batch_file", "run_offline"]
 
 OFFLINE_MAX_LINES = 10_000_000
-RETRYABLE = (429, 503)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +34,7 @@ class OfflineSummary:
     skipped: int  # already in OUT from an earlier run
     succeeded: int
     failed: int
+    unanswered: int = 0  # the engine went away before they ran: run the command again
 
 
 def read_batch_file(path: Path, known_wrapper: Callable[[str], bool]) -> list[BatchLine]:
@@ -70,13 +70,6 @@ def finished_ids(out_path: Path, wanted: set[str]) -> set[str]:
     return done
 
 
-async def _wait_ready(state: ServerState) -> None:
-    while state.phase != "ready":
-        if state.phase in ("failed", "stopped"):
-            raise ConfigurationError(state.failure or "the engine failed to start")
-        await asyncio.sleep(0.2)
-
-
 async def run_offline(
     app: FastAPI,
     lines: list[BatchLine],
@@ -90,9 +83,10 @@ async def run_offline(
     state: ServerState = app.state.wrapserve
     done = finished_ids(out_path, {line.custom_id for line in lines})
     todo = [line for line in lines if line.custom_id not in done]
-    counts = {"ok": 0, "failed": 0}
+    counts = {"ok": 0, "failed": 0, "unanswered": 0}
     async with app.router.lifespan_context(app):
-        await _wait_ready(state)
+        if not await state.lifecycle.wait_ready():
+            raise ConfigurationError(state.failure or "the engine failed to start")
         on_ready(len(todo))
         dispatcher = Dispatcher(app)
         queue = list(reversed(todo))
@@ -101,12 +95,10 @@ async def run_offline(
             async def worker() -> None:
                 while queue:
                     line = queue.pop()
-                    response = await dispatcher.post(line.url, line.body)
-                    for attempt in range(4):
-                        if response.status_code not in RETRYABLE or state.phase != "ready":
-                            break
-                        await asyncio.sleep(0.5 * 2**attempt)
-                        response = await dispatcher.post(line.url, line.body)
+                    response = await dispatcher.post_until_answered(line.url, line.body, state.lifecycle)
+                    if response is None:  # the engine went away: left for the next run
+                        counts["unanswered"] += 1
+                        continue
                     out.write(
                         result_line(
                             f"batch_req_{secrets.token_hex(12)}",
@@ -127,4 +119,4 @@ async def run_offline(
                 out.flush()
                 os.fsync(out.fileno())
                 await dispatcher.aclose()
-    return OfflineSummary(len(lines), len(done), counts["ok"], counts["failed"])
+    return OfflineSummary(len(lines), len(done), counts["ok"], counts["failed"], counts["unanswered"])

@@ -24,8 +24,6 @@ __all__ = ["BatchRunner"]
 
 log = logging.getLogger("wrapserve.batches")
 
-RETRYABLE = (429, 503)
-MAX_ATTEMPTS = 5
 READY_POLL_S = 0.5
 
 
@@ -68,11 +66,7 @@ class BatchRunner:
     # -- the loop ------------------------------------------------------------------------
 
     async def _engine_ready(self) -> bool:
-        while (phase := self._lifecycle.phase) != "ready":
-            if phase in ("failed", "stopped", "draining"):
-                return False
-            await asyncio.sleep(READY_POLL_S)
-        return True
+        return await self._lifecycle.wait_ready(READY_POLL_S)
 
     async def run(self) -> None:
         """Run until cancelled (at shutdown); every result is already committed when it stops."""
@@ -185,17 +179,5 @@ class BatchRunner:
                     await task
 
     async def _execute(self, item: PendingItem, owner_key: str | None) -> LineResponse | None:
-        """The line's response. "Busy" (429) is waited out, however long it lasts: a batch
-        yields to interactive traffic rather than failing. "Unavailable" (503) is retried a
-        few times; None if the engine went away (the item stays pending for the restart)."""
-        response = await self._dispatcher.post(item.url, item.body, owner_key)
-        attempt = 0
-        while response.status_code in RETRYABLE:
-            attempt += 1
-            if response.status_code == 503 and attempt >= MAX_ATTEMPTS:
-                break
-            if not await self._engine_ready():
-                return None
-            await asyncio.sleep(min(0.5 * 2**attempt, 10))
-            response = await self._dispatcher.post(item.url, item.body, owner_key)
-        return response
+        """The line's response; None if the engine went away (the item stays pending for the restart)."""
+        return await self._dispatcher.post_until_answered(item.url, item.body, self._lifecycle, owner_key)

@@ -113,6 +113,7 @@ def batch_run(
     err.print(
         f"{summary.succeeded} succeeded, {summary.failed} failed"
         + (f", {summary.skipped} already done" if summary.skipped else "")
+        + (f", {summary.unanswered} not run (run the command again)" if summary.unanswered else "")
         + f"; {summary.total} lines in {output_path}",
         highlight=False,
     )
