@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from models.manifest import ModelManifest
-from models.resolve import CONVERTED_MARKER
+
+CONVERTED_MARKER = ".wrapserve-complete"  # written last: a folder without it is a torn conversion
 
 __all__ = ["convert_gguf"]
 

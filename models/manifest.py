@@ -13,9 +13,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wrappers.errors import ConfigurationError
+
 BUILTIN_MANIFESTS = Path(__file__).parent / "manifests"
 
-__all__ = ["BUILTIN_MANIFESTS", "ModelManifest", "ModelRegistry", "ModelSource"]
+__all__ = ["BUILTIN_MANIFESTS", "ModelManifest", "ModelNotFound", "ModelRegistry", "ModelSource"]
+
+
+class ModelNotFound(ConfigurationError):
+    code = "model_not_found"
+
+    def __init__(self, model_id: str, known: list[str]) -> None:
+        super().__init__(
+            f"unknown model {model_id!r}; known models: {', '.join(known)} "
+            "(add a manifest TOML to models/manifests or WRAPSERVE_MODELS_DIR)"
+        )
 
 
 class ModelSource(BaseModel):
@@ -75,8 +87,6 @@ class ModelRegistry:
         return cls(manifests)
 
     def get(self, model_id: str) -> ModelManifest:
-        from models.resolve import ModelNotFound
-
         try:
             return self._manifests[model_id]
         except KeyError:

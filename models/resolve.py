@@ -6,22 +6,11 @@ import importlib.util
 import os
 from pathlib import Path
 
-from models.manifest import ModelManifest
+from models.convert import CONVERTED_MARKER, convert_gguf
+from models.manifest import ModelManifest, ModelNotFound
 from wrappers.errors import ConfigurationError
 
 __all__ = ["ModelNotFound", "WeightsMissing", "model_location", "resolve_weights"]
-
-CONVERTED_MARKER = ".wrapserve-complete"
-
-
-class ModelNotFound(ConfigurationError):
-    code = "model_not_found"
-
-    def __init__(self, model_id: str, known: list[str]) -> None:
-        super().__init__(
-            f"unknown model {model_id!r}; known models: {', '.join(known)} "
-            "(add a manifest TOML to models/manifests or WRAPSERVE_MODELS_DIR)"
-        )
 
 
 class WeightsMissing(ConfigurationError):
@@ -110,8 +99,6 @@ def resolve_weights(manifest: ModelManifest, weights_dir: Path, *, prepare: bool
             raise WeightsMissing(
                 f"model {manifest.id!r} is not prepared yet: run `wrapserve models prepare {manifest.id}`"
             )
-        from models.convert import convert_gguf
-
         convert_gguf(gguf_source_file(manifest), location, manifest)
         return location
     if manifest.source.kind == "dummy":

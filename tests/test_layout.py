@@ -78,3 +78,48 @@ def test_every_folder_is_a_package_with_few_modules() -> None:
             continue
         assert (folder / "__init__.py").exists(), folder
         assert len(list(folder.glob("*.py"))) <= 12, folder
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (lazy imports included; package
+    ``__init__`` re-exports left out, since they import their own children by design)."""
+    paths = {_module_name(path): path for package in PACKAGES for path in _modules(package)}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        if path.name == "__init__.py":
+            continue
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets.add(node.module)
+                targets.update(f"{node.module}.{alias.name}" for alias in node.names)
+        graph[name] = {target for target in targets if target in paths and target != name}
+        graph[name] = {target for target in graph[name] if paths[target].name != "__init__.py"}
+    return graph
+
+
+def test_no_import_cycles() -> None:
+    graph = _import_graph()
+    cycles: list[list[str]] = []
+    done: set[str] = set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            cycles.append([*trail[trail.index(name) :], name])
+            return
+        if name in done:
+            return
+        for target in sorted(graph.get(name, ())):
+            visit(target, [*trail, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+    assert cycles == []
