@@ -32,7 +32,6 @@ lint: setup
 	$(BIN)/mypy
 
 bench: model
-	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install --quiet 'matplotlib>=3.8'
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:

@@ -17,7 +17,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Example", "Message", "Wrapper", "WrapperSampling"]
+__all__ = ["EvalSpec", "Example", "Message", "Wrapper", "WrapperSampling"]
 
 Task = Literal["classify", "extract", "evaluate", "report", "transform"]
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
@@ -65,6 +65,26 @@ class Example(BaseModel):
             if output.get(key) not in values
         ]
         return problems
+
+
+Metric = Literal["labels", "fields", "scores", "checks"]
+
+
+class EvalSpec(BaseModel):
+    """How a wrapper is evaluated on datasets (``wrapserve eval NAME --dataset FILE``).
+
+    ``metric``: ``labels`` (accuracy, per-class precision/recall, a confusion matrix) on
+    ``field``; ``fields`` (per-field exact match, set F1 for lists); ``scores`` (mean absolute
+    error and agreement) on the numeric ``field``; ``checks`` (the cases' assertions only).
+    Left out, each follows the task (``Wrapper.eval_spec``). ``sets``: JSONL eval sets, as
+    paths relative to the folder of the wrapper's module.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: Metric | None = None
+    field: str | None = None
+    sets: tuple[str, ...] = ()
 
 
 class Message(BaseModel):
@@ -154,6 +174,7 @@ class Wrapper:
     sampling: ClassVar[WrapperSampling] = WrapperSampling()
     model: ClassVar[str | None] = None
     examples: ClassVar[tuple[Example, ...]] = ()
+    evals: ClassVar[EvalSpec] = EvalSpec()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -187,6 +208,34 @@ class Wrapper:
         """Content hash of everything that shapes the answer. Changes need a version bump.
         Worked out once per class: a wrapper's attributes are fixed once it is defined."""
         return _fingerprint(cls)  # type: ignore[arg-type]  # a class is hashable
+
+    @classmethod
+    def eval_spec(cls) -> EvalSpec:
+        """``evals`` with the task's defaults filled in: a classifier's labels are its one
+        output field, a grader's scores its ``score``; extractions compare fields; free text
+        is judged by each case's checks."""
+        spec = cls.evals
+        metric = spec.metric
+        fields = list(cls.Output.model_fields)
+        if metric is None:
+            if cls.task == "classify":
+                metric = "labels"
+            elif cls.task == "extract":
+                metric = "fields"
+            elif cls.task == "evaluate" and "score" in fields:
+                metric = "scores"
+            elif cls.task == "evaluate":
+                metric = "labels"
+            else:
+                metric = "checks"
+        field = spec.field
+        if field is None and metric == "scores":
+            field = "score"
+        elif field is None and metric == "labels":
+            # the one field, or the verdict beside a rationale (compare, fact_check)
+            labelled = [name for name in fields if name not in ("rationale", "evidence")]
+            field = labelled[0] if labelled else None
+        return spec.model_copy(update={"metric": metric, "field": field})
 
     # -- output schema -----------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from models.manifest import ModelRegistry
 from models.resolve import is_present, model_location, resolve_weights
 from server.cli.batch import register as register_batch_commands
 from server.cli.common import fail, settings_from
+from server.cli.evals import run_eval
 from server.cli.wrappers import register as register_wrapper_commands
 from server.settings import Settings
 from wrappers.errors import ConfigurationError, WrapserveError
@@ -26,7 +27,8 @@ __all__ = ["app"]
 app = typer.Typer(help="Wrapserve: typed, versioned AI task functions on local models.", no_args_is_help=True)
 models_app = typer.Typer(help="Model manifests and local weights.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-register_wrapper_commands(app)  # wrappers list, call, eval
+register_wrapper_commands(app)  # wrappers list, call
+app.command("eval")(run_eval)
 register_batch_commands(app)  # batch run
 
 

@@ -1,7 +1,8 @@
-"""CLI commands about wrappers: ``wrappers list`` (local), ``call`` and ``eval`` (against a server).
+"""CLI commands about wrappers: ``wrappers list`` (local) and ``call`` (against a server).
 
-Registered on the main typer app by ``server/cli/main.py``; kept apart so the serving commands
-and these client-side ones stay small. Errors end as one ``error:`` line, never a traceback.
+Registered on the main typer app by ``server/cli/main.py`` with ``eval``
+(``server/cli/evals.py``); kept apart so the serving commands and these client-side ones
+stay small. Errors end as one ``error:`` line, never a traceback.
 """
 
 from __future__ import annotations
@@ -19,11 +20,9 @@ from server.cli.common import fail, settings_from
 from wrappers.catalogue import BUILTINS
 from wrappers.client import WrapserveClient
 from wrappers.errors import WrapserveError
-from wrappers.evals.run import print_reports, run_evals
-from wrappers.evals.store import EvalStore
 from wrappers.registry import WrapperRegistry, load_directory
 
-__all__ = ["register", "wrappers_app"]
+__all__ = ["ApiKey", "Url", "error_line", "register", "server_url", "wrappers_app"]
 
 wrappers_app = typer.Typer(help="Wrappers: the built-in catalogue and your own.", no_args_is_help=True)
 
@@ -44,7 +43,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     fail(message, code)
 
 
-def _url(url: str | None) -> str:
+def server_url(url: str | None) -> str:
     if url:
         return url
     settings = settings_from()
@@ -52,7 +51,7 @@ def _url(url: str | None) -> str:
     return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
 
 
-def _error_line(error: WrapserveError) -> str:
+def error_line(error: WrapserveError) -> str:
     line = f"{error.message} ({error.status} {error.code})"
     raw = error.details.get("raw_output")
     return line + (f"; raw output: {raw[:200]!r}" if raw else "")
@@ -105,36 +104,14 @@ def call(
     if not isinstance(data, dict):
         _fail("--input must be a JSON object", code=2)
     try:
-        with WrapserveClient(_url(url), api_key=api_key) as client:
+        with WrapserveClient(server_url(url), api_key=api_key) as client:
             answer = client.call_raw(name, data, version=version)
     except WrapserveError as error:
-        _fail(_error_line(error))
+        _fail(error_line(error))
     typer.echo(json.dumps(answer if full else answer["output"], ensure_ascii=False, indent=2))
 
 
-def run_eval(
-    name: Annotated[str | None, typer.Argument(help="Only this wrapper (name or name@version).")] = None,
-    url: Url = None,
-    api_key: ApiKey = None,
-    home: Annotated[
-        Path | None, typer.Option(help="Where the results database lives (WRAPSERVE_HOME).")
-    ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every failed case.")] = False,
-) -> None:
-    """Run golden examples against the served model: pass rates per wrapper@version, kept in SQLite."""
-    store = EvalStore(settings_from(home=home).state_db)
-    console = Console()
-    try:
-        with WrapserveClient(_url(url), api_key=api_key) as client:
-            reports = run_evals(client, store, name)
-    except WrapserveError as error:
-        _fail(_error_line(error))
-    print_reports(reports, console, verbose=verbose)
-    console.print(f"results: {store.path}", highlight=False)
-
-
 def register(app: typer.Typer) -> None:
-    """Add ``wrappers``, ``call`` and ``eval`` to the main command line."""
+    """Add ``wrappers`` and ``call`` to the main command line."""
     app.add_typer(wrappers_app, name="wrappers")
     app.command("call")(call)
-    app.command("eval")(run_eval)

@@ -44,6 +44,7 @@ def describe(wrapper: type[Wrapper]) -> dict[str, Any]:
         "output_schema": wrapper.static_schema() or wrapper.Output.model_json_schema(),
         "output_schema_rule": wrapper.schema_rule() or None,
         "examples": [example.model_dump() for example in wrapper.examples],
+        "evals": wrapper.eval_spec().model_dump(mode="json", exclude={"sets"}),
     }
 
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from wrappers.base import Example, Wrapper, WrapperSampling
+from wrappers.base import EvalSpec, Example, Wrapper, WrapperSampling
 
 __all__ = [
     "Classify",
@@ -77,6 +77,7 @@ class SentimentFirstRelease(Wrapper):
     )
     template = "Text: {{ text }}"
     sampling = WrapperSampling(max_tokens=16)
+    evals = EvalSpec(sets=("evals/sentiment.jsonl",))  # every version runs the same set
     examples = (
         Example(
             input={"text": "I love this phone, the battery lasts for days!"}, expected={"label": "positive"}
@@ -123,6 +124,7 @@ class ClassifySecondRelease(Wrapper):
     )
     template = "Text: {{ text }}"
     sampling = WrapperSampling(max_tokens=64)
+    evals = EvalSpec(sets=("evals/classify.jsonl",))  # every version runs the same set
     examples = (
         Example(
             input={
@@ -210,6 +212,7 @@ class IntentSecondRelease(Wrapper):
     context_template = "Intents:{% for intent, meaning in intents.items() %}\n- {{ intent }}{% if meaning %}: {{ meaning }}{% endif %}{% endfor %}"
     template = "Message: {{ message }}"
     sampling = WrapperSampling(max_tokens=32)
+    evals = EvalSpec(sets=("evals/intent.jsonl",))  # every version runs the same set
     examples = (
         Example(
             input={

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, RootModel
 
-from wrappers.base import Example, Wrapper, WrapperSampling
+from wrappers.base import EvalSpec, Example, Wrapper, WrapperSampling
 from wrappers.catalogue.text import NAME_CHAR, NAME_WORD, bounded_phrase, phrase
 
 __all__ = [
@@ -137,6 +137,7 @@ class EntitiesFirstRelease(Wrapper):
     )
     template = "Text: {{ text }}"
     sampling = WrapperSampling(max_tokens=320)
+    evals = EvalSpec(sets=("evals/entities.jsonl",))  # every version runs the same set
     examples = (
         Example(input={"text": "Angela Merkel visited Paris on 3 May 2019."}),
         Example(input={"text": "Apple opened a new office in Berlin."}),
@@ -242,6 +243,7 @@ class InvoiceFirstRelease(Wrapper):
     )
     template = "Invoice:\n{{ text }}"
     sampling = WrapperSampling(max_tokens=200)
+    evals = EvalSpec(sets=("evals/invoice.jsonl",))  # every version runs the same set
     examples = (
         Example(
             input={

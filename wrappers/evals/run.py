@@ -1,26 +1,31 @@
-"""Evals: run every wrapper's golden examples against the served model and keep the history.
+"""Evals: run a wrapper's golden examples or an eval set against the served model, keep the history.
 
-Each wrapper@version the server offers is run through its batch route (so the cases go
-to the engine as one continuous batch); a case is *valid* when the server returned an
-answer and *passed* when that answer meets the example's expectations. Every run is
-stored (``wrappers/evals/store.py``) and compared with the one before it of the same
-wrapper@version (on whatever model that ran), or of the previous version, so a model
-swap or a prompt change that loses cases shows up as a regression.
+Cases go through the wrapper's batch route (so they reach the engine as one continuous
+batch); a case is *valid* when the server returned an answer and *passed* when that
+answer meets the case's expectations and checks. Each run also gets the metrics its
+wrapper declares (``wrappers/evals/metrics.py``) and, for scored choices, a calibration
+fitted on half of it (``wrappers/evals/calibration.py``). Every run is stored
+(``wrappers/evals/store.py``) and compared with the one before it of the same
+wrapper@version on the same cases (on whatever model that ran), or of the previous
+version, so a model swap or a prompt change that loses cases shows up as a regression.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from wrappers.base import Example
 from wrappers.client import WrapserveClient
-from wrappers.evals.store import EvalStore, StoredCase, StoredRun, canonical
+from wrappers.evals.calibration import fit_and_check
+from wrappers.evals.dataset import Dataset, EvalCase, golden_dataset
+from wrappers.evals.metrics import compute_metrics
+from wrappers.evals.store import EvalStore, RunKind, StoredCase, StoredRun, canonical
 
-__all__ = ["EvalReport", "print_reports", "run_evals"]
+__all__ = ["EvalReport", "call_cases", "print_reports", "run_dataset", "run_eval_sets", "run_evals"]
 
 CHUNK = 16  # cases per batch request, well under the server's batch limit
 
@@ -47,33 +52,39 @@ def _targets(client: WrapserveClient, name: str | None) -> list[tuple[str, str]]
     return [(item["name"], version) for item in client.wrappers() for version in reversed(item["versions"])]
 
 
-def _run_cases(client: WrapserveClient, name: str, version: str, examples: list[Example]) -> list[StoredCase]:
-    cases: list[StoredCase] = []
-    for start in range(0, len(examples), CHUNK):
-        chunk = examples[start : start + CHUNK]
-        answer = client.batch_raw(name, [example.input for example in chunk], version=version)
-        for item in sorted(answer["results"], key=lambda item: item["index"]):
-            example = chunk[item["index"]]
-            index = start + item["index"]
-            if "error" in item:
-                error = item["error"]
-                cases.append(
-                    StoredCase(
-                        index,
-                        example.input,
-                        None,
-                        f"{error.get('code')}: {error.get('message')}",
-                        (),
-                        False,
-                        False,
-                    )
-                )
-            else:
-                failures = tuple(example.failures(item["output"]))
-                cases.append(
-                    StoredCase(index, example.input, item["output"], None, failures, True, not failures)
-                )
-    return cases
+def call_cases(
+    client: WrapserveClient, name: str, version: str, inputs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The server's batch item per input, in order (``output`` and ``scores``, or ``error``)."""
+    items: list[dict[str, Any]] = []
+    for start in range(0, len(inputs), CHUNK):
+        answer = client.batch_raw(name, inputs[start : start + CHUNK], version=version)
+        items += sorted(answer["results"], key=lambda item: item["index"])
+    return items
+
+
+def _judge(index: int, case: EvalCase, item: dict[str, Any]) -> StoredCase:
+    if "error" in item:
+        error = item["error"]
+        message = f"{error.get('code')}: {error.get('message')}"
+        return StoredCase(index, case.input, None, message, (), False, False)
+    failures = tuple(case.failures(item["output"]))
+    return StoredCase(
+        index, case.input, item["output"], None, failures, True, not failures, item.get("scores")
+    )
+
+
+def _calibration(metrics: dict[str, Any], dataset: Dataset, cases: list[StoredCase]) -> dict[str, Any] | None:
+    """Temperature scaling of the label scores, for label metrics on scored answers."""
+    field = metrics.get("field")
+    if metrics.get("metric") != "labels" or not field:
+        return None
+    labelled = [
+        (stored.scores, str(truth))
+        for case, stored in zip(dataset.cases, cases, strict=True)
+        if stored.scores and (truth := case.truth(field)) is not None
+    ]
+    return fit_and_check(labelled)
 
 
 def _compare(store: EvalStore, run: StoredRun, cases: list[StoredCase]) -> EvalReport:
@@ -91,27 +102,68 @@ def _compare(store: EvalStore, run: StoredRun, cases: list[StoredCase]) -> EvalR
     return EvalReport(run, cases, baseline, regressed, fixed)
 
 
+def run_dataset(
+    client: WrapserveClient,
+    store: EvalStore,
+    described: dict[str, Any],
+    dataset: Dataset,
+    *,
+    model: str,
+    kind: RunKind = "dataset",
+    extra_metrics: dict[str, Any] | None = None,
+    items: list[dict[str, Any]] | None = None,
+) -> EvalReport:
+    """Run one dataset on one served wrapper@version (as ``client.wrapper`` describes it),
+    store the run with its metrics and calibration, and compare it with its baseline.
+    ``items``: the server's answers when the caller already has them (a stability run)."""
+    name, version = described["name"], described["version"]
+    if items is None:
+        items = call_cases(client, name, version, [case.input for case in dataset.cases])
+    cases = [
+        _judge(index, case, item) for index, (case, item) in enumerate(zip(dataset.cases, items, strict=True))
+    ]
+    spec = described.get("evals") or {}
+    outputs = [case.output for case in cases]
+    metrics = compute_metrics(spec.get("metric") or "checks", spec.get("field"), dataset.cases, outputs)
+    metrics.update(extra_metrics or {})
+    run = store.add_run(
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        model=model,
+        wrapper=name,
+        version=version,
+        fingerprint=described["fingerprint"],
+        server_url=client.base_url,
+        cases=cases,
+        kind=kind,
+        dataset=dataset.name,
+        dataset_hash=dataset.sha256,
+        metrics=metrics,
+        calibration=_calibration(metrics, dataset, cases),
+    )
+    return _compare(store, run, cases)
+
+
 def run_evals(client: WrapserveClient, store: EvalStore, name: str | None = None) -> list[EvalReport]:
-    """Run, store and compare; wrappers without examples are left out."""
+    """Every served wrapper@version's golden examples: run, store and compare; wrappers
+    without examples are left out."""
     model = client.model()
     reports: list[EvalReport] = []
     for wrapper, version in _targets(client, name):
         described = client.wrapper(wrapper, version)
-        examples = [Example.model_validate(example) for example in described["examples"]]
-        if not examples:
-            continue
-        cases = _run_cases(client, wrapper, version, examples)
-        run = store.add_run(
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            model=model,
-            wrapper=wrapper,
-            version=version,
-            fingerprint=described["fingerprint"],
-            server_url=client.base_url,
-            cases=cases,
-        )
-        reports.append(_compare(store, run, cases))
+        if described["examples"]:
+            dataset = golden_dataset(described["examples"])
+            reports.append(run_dataset(client, store, described, dataset, model=model, kind="golden"))
     return reports
+
+
+def run_eval_sets(
+    client: WrapserveClient, store: EvalStore, name: str, datasets: list[Dataset]
+) -> list[EvalReport]:
+    """Each dataset on ``NAME[@VERSION]`` (the latest version when none is pinned)."""
+    base, _, pinned = name.partition("@")
+    described = client.wrapper(base, pinned or None)
+    model = client.model()
+    return [run_dataset(client, store, described, dataset, model=model) for dataset in datasets]
 
 
 # -- output ---------------------------------------------------------------------------------------
