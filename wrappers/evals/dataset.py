@@ -46,7 +46,10 @@ class Check(BaseModel):
         if self.regex is not None:
             if len(self.regex) > MAX_REGEX:
                 raise ValueError(f"regex longer than {MAX_REGEX} characters")
-            re.compile(self.regex)
+            try:
+                re.compile(self.regex)
+            except re.error as error:
+                raise ValueError(f"regex does not compile: {error}") from None
         return self
 
     def failure(self, output: dict[str, Any]) -> str | None:
