@@ -17,6 +17,7 @@ import asyncio
 import json
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ BACKENDS = ("guidance", "outlines")
 async def _run(server: StartedServer, tasks: tuple[Any, ...], concurrency: int) -> RunStats:
     async with httpx.AsyncClient(timeout=600) as http:
         client = WrapserveClient(http, server.base_url)
-        return await run_bounded([lambda task=task: client.invoke(task) for task in tasks], concurrency)
+        return await run_bounded([partial(client.invoke, task) for task in tasks], concurrency)
 
 
 def _pooled(runs: list[RunStats]) -> dict[str, Any]:

@@ -139,9 +139,9 @@ class VllmClient:
             return [{"role": "system", "content": system["content"] + padding}, *rest]
         # The same words with the per-call text first: no two prompts share a prefix
         # beyond the chat template's header, so the prefix cache cannot help.
-        system = "\n\n".join(m["content"] for m in rendered if m["role"] == "system")
-        user = "\n\n".join(m["content"] for m in rendered if m["role"] != "system")
-        return [{"role": "user", "content": f"{user}\n\n{system}"}]
+        system_text = "\n\n".join(m["content"] for m in rendered if m["role"] == "system")
+        user_text = "\n\n".join(m["content"] for m in rendered if m["role"] != "system")
+        return [{"role": "user", "content": f"{user_text}\n\n{system_text}"}]
 
     async def chat(
         self,

@@ -37,7 +37,7 @@ def _llguidance(model_dir: str, count: int) -> dict[str, float]:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    lltokenizer = llguidance.hf.from_tokenizer(tokenizer)
+    lltokenizer = llguidance.hf.from_tokenizer(tokenizer)  # type: ignore[arg-type]
     opening = tokenizer.encode('{"x":"abc', add_special_tokens=False)
     letters = tokenizer.encode("abc", add_special_tokens=False)[0]
     before, started = _rss_mb(), time.perf_counter()

@@ -44,7 +44,8 @@ def main() -> int:
 
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     regex = compact_regex(Entities.Output.model_json_schema())
-    index = oc.Index(regex, get_outlines_vocabulary(tokenizer).inner)
+    # A Hugging Face tokenizer, which vLLM's TokenizerLike protocol describes only loosely.
+    index = oc.Index(regex, get_outlines_vocabulary(tokenizer).inner)  # type: ignore[arg-type]
     answers = [tokenizer.encode(answer, add_special_tokens=False) for answer in ANSWERS]
     row = torch.full(((len(tokenizer) + 31) // 32,), -1, dtype=torch.int32)
 

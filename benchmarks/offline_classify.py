@@ -41,6 +41,7 @@ def main() -> int:
     args = _args()
     from transformers import AutoTokenizer
     from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
     from vllm.sampling_params import StructuredOutputsParams
 
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
@@ -76,11 +77,12 @@ def main() -> int:
             for i in indices
         ]
         started = time.perf_counter()
-        llm.generate([{"prompt_token_ids": prompts[i]} for i in indices], params, use_tqdm=False)
+        llm.generate([TokensPrompt(prompt_token_ids=prompts[i]) for i in indices], params, use_tqdm=False)
         return len(indices) / (time.perf_counter() - started)
 
     def score(indices: list[int]) -> float:
-        requests, params = [], []
+        requests: list[TokensPrompt] = []
+        params: list[SamplingParams] = []
         for i in indices:
             field = choice_field(tasks[i].schema())
             assert field is not None

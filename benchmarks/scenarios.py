@@ -16,7 +16,7 @@ import asyncio
 import itertools
 import statistics
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -95,7 +95,7 @@ class Scenarios:
         self._variants = itertools.count(1)
 
     async def _with_cpu(
-        self, server: str, run: Awaitable[RunStats], spent: dict[str, Counter[str]]
+        self, server: str, run: Awaitable[RunStats], spent: dict[str, defaultdict[str, float]]
     ) -> RunStats:
         """``run``, adding the CPU seconds the server's processes spent meanwhile to ``spent``."""
         probe = self.cpu.get(server)
@@ -163,7 +163,10 @@ class Scenarios:
         c = self.sizes.concurrency
         ours: list[RunStats] = []
         theirs: list[RunStats] = []
-        spent: dict[str, Counter[str]] = {"wrapserve": Counter(), "vllm": Counter()}
+        spent: dict[str, defaultdict[str, float]] = {
+            "wrapserve": defaultdict(float),
+            "vllm": defaultdict(float),
+        }
         for number in range(rounds):
             tasks = workload.tasks if number == 0 else self._fresh(workload, len(workload.tasks))
             stats: dict[str, RunStats] = {}

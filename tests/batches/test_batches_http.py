@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -47,11 +48,15 @@ def test_a_batch_runs_every_line_once_with_outputs_and_errors(client: openai.Ope
 
     batch = client.batches.create(
         input_file_id=uploaded.id,
-        endpoint=SENTIMENT,
-        completion_window="24h",  # type: ignore[arg-type]
+        endpoint=SENTIMENT,  # type: ignore[arg-type]  # a wrapper: not among the SDK's endpoints
+        completion_window="24h",
         metadata={"purpose": "test"},
     )
-    assert batch.status in {"validating", "in_progress"} and batch.request_counts.total == len(lines)
+    assert (
+        batch.status in {"validating", "in_progress"}
+        and batch.request_counts is not None
+        and batch.request_counts.total == len(lines)
+    )
     done = wait_for(client, batch.id)
 
     assert done.status == "completed", done
@@ -142,7 +147,7 @@ def test_a_finished_batch_cannot_be_cancelled(client: openai.OpenAI) -> None:
 
 
 def test_a_chat_completions_batch(client: openai.OpenAI) -> None:
-    lines = [
+    lines: list[dict[str, Any]] = [
         {
             "custom_id": f"chat-{i}",
             "method": "POST",

@@ -44,7 +44,12 @@ async def fake_http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[h
 
 @pytest.fixture(scope="module")
 async def fake_openai(fake_http: httpx.AsyncClient) -> AsyncIterator[openai.AsyncOpenAI]:
+    # The SDK accepts an httpx client as well as its own httpx2 one (it checks for either),
+    # but its annotation names only httpx2's.
     async with openai.AsyncOpenAI(
-        base_url="http://fake/v1", api_key="unused", http_client=fake_http, max_retries=0
+        base_url="http://fake/v1",
+        api_key="unused",
+        http_client=fake_http,  # type: ignore[arg-type]
+        max_retries=0,
     ) as client:
         yield client

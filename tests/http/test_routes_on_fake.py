@@ -191,7 +191,7 @@ async def test_a_forced_call_cut_off_is_a_partial_tool_call(fake_openai: openai.
     choice = completion.choices[0]
     assert choice.finish_reason == "length" and choice.message.content is None
     [call] = choice.message.tool_calls or []
-    assert call.function.name == "get_weather" and call.function.arguments.startswith("{")  # type: ignore[union-attr]
+    assert call.function.name == "get_weather" and call.function.arguments.startswith("{")
     stream = await fake_openai.chat.completions.create(**call_cut_off, stream=True)
     chunks = [chunk async for chunk in stream]
     assert chunks[-1].choices[0].finish_reason == "length"

@@ -34,7 +34,7 @@ async def _chat(client: httpx.AsyncClient, schema: dict[str, Any], **extra: Any)
     )
 
 
-SERVED = {
+SERVED: dict[str, dict[str, Any]] = {
     "unknown-keywords-and-typos": {
         "type": "object",
         "self": {"href": "x"},

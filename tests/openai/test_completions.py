@@ -6,6 +6,7 @@ import json
 
 import openai
 import pytest
+from openai.types.chat.completion_create_params import CompletionCreateParamsNonStreaming
 
 from tests.openai.conftest import MODEL
 
@@ -31,7 +32,7 @@ def test_several_prompts_and_n(client: openai.OpenAI) -> None:
 def test_ignore_eos_generates_the_whole_budget(client: openai.OpenAI) -> None:
     """vLLM's ``ignore_eos`` extension: the same greedy request that stops by itself runs to
     max_tokens when the end-of-text token is ignored."""
-    request = {
+    request: CompletionCreateParamsNonStreaming = {
         "model": MODEL,
         "messages": [{"role": "user", "content": "Answer with one word: is water wet?"}],
         "max_tokens": 40,
@@ -53,7 +54,7 @@ def test_legacy_logprobs(client: openai.OpenAI) -> None:
     assert logprobs is not None and logprobs.tokens and logprobs.token_logprobs and logprobs.top_logprobs
     assert "".join(logprobs.tokens) == completion.choices[0].text
     assert all(len(top) <= 2 for top in logprobs.top_logprobs)
-    assert logprobs.text_offset == sorted(logprobs.text_offset)
+    assert logprobs.text_offset is not None and logprobs.text_offset == sorted(logprobs.text_offset)
 
 
 def test_streamed_completion_with_usage(client: openai.OpenAI) -> None:

@@ -7,11 +7,12 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.conftest import RunningServer
 from tests.openai.conftest import MODEL
 
-HELLO = [{"role": "user", "content": "Hello"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello"}]
 
 
 @pytest.mark.parametrize(
@@ -42,7 +43,7 @@ def test_out_of_bounds_is_400_naming_the_field(
     client: openai.OpenAI, extra: dict[str, Any], param: str
 ) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model=MODEL, messages=HELLO, extra_body=extra)  # type: ignore[call-overload]
+        client.chat.completions.create(model=MODEL, messages=HELLO, extra_body=extra)
     error = caught.value.body
     assert isinstance(error, dict)
     assert error["param"] == param

@@ -33,22 +33,22 @@ def _chat(server: RunningServer, **options: object) -> Any:
 
 
 def test_with_structured_output_returns_the_model(server: RunningServer) -> None:
-    structured = _chat(server).with_structured_output(Answer)  # type: ignore[attr-defined]
+    structured = _chat(server).with_structured_output(Answer)
     result = structured.invoke("What is the capital of France?")
     assert isinstance(result, Answer)
 
 
 def test_with_structured_output_function_calling(server: RunningServer) -> None:
-    structured = _chat(server).with_structured_output(Answer, method="function_calling")  # type: ignore[attr-defined]
+    structured = _chat(server).with_structured_output(Answer, method="function_calling")
     result = structured.invoke("What is the capital of France?")
     assert isinstance(result, Answer)
 
 
 def test_plain_invoke_and_stream(server: RunningServer) -> None:
     chat = _chat(server)
-    message = chat.invoke("Say hi.")  # type: ignore[attr-defined]
+    message = chat.invoke("Say hi.")
     assert isinstance(message.content, str) and message.content
-    pieces = [chunk.content for chunk in chat.stream("Say hi.")]  # type: ignore[attr-defined]
+    pieces = [chunk.content for chunk in chat.stream("Say hi.")]
     assert "".join(pieces) == message.content
 
 
@@ -57,4 +57,4 @@ def test_with_structured_output_on_the_responses_api(server: RunningServer) -> N
     result = chat.with_structured_output(Answer).invoke("What is the capital of France?")
     assert isinstance(result, Answer)
     reply = chat.invoke("Say hello.")
-    assert reply.text  # type: ignore[attr-defined]
+    assert reply.text

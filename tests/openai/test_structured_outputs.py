@@ -12,7 +12,7 @@ import enum
 import ipaddress
 import uuid
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import openai
 import pytest
@@ -46,11 +46,11 @@ class Item(BaseModel):
     qty: int = Field(ge=1, le=100)
 
 
-def _model(name: str, annotation: object, **field: object) -> type[BaseModel]:
+def _model(name: str, annotation: object, **field: Any) -> type[BaseModel]:
     """A one-field model ``{value: annotation}``, named for the shape it tests."""
-    namespace = {"__annotations__": {"value": annotation}}
+    namespace: dict[str, Any] = {"__annotations__": {"value": annotation}}
     if field:
-        namespace["value"] = Field(**field)  # type: ignore[assignment]
+        namespace["value"] = Field(**field)
     return type(name, (BaseModel,), namespace)
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import jsonschema
 import openai
+from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageParam
 from pydantic import BaseModel, Field
 
 from tests.openai.conftest import MODEL
@@ -17,7 +18,7 @@ class Weather(BaseModel):
     unit: Literal["celsius", "fahrenheit"]
 
 
-TIME_TOOL: dict[str, Any] = {
+TIME_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_time",
@@ -31,7 +32,7 @@ TIME_TOOL: dict[str, Any] = {
     },
 }
 WEATHER_TOOL = openai.pydantic_function_tool(Weather, name="get_weather", description="Weather in a city.")
-QUESTION = [{"role": "user", "content": "What is the weather in Oslo?"}]
+QUESTION: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is the weather in Oslo?"}]
 
 
 def _arguments(call: Any, tool: Any) -> Any:
@@ -43,8 +44,8 @@ def _arguments(call: Any, tool: Any) -> Any:
 def test_named_function_is_called_with_valid_arguments(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model=MODEL,
-        messages=QUESTION,  # type: ignore[arg-type]
-        tools=[TIME_TOOL, WEATHER_TOOL],  # type: ignore[list-item]
+        messages=QUESTION,
+        tools=[TIME_TOOL, WEATHER_TOOL],
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
         temperature=0,
         max_tokens=80,
@@ -61,13 +62,14 @@ def test_named_function_is_called_with_valid_arguments(client: openai.OpenAI) ->
 def test_required_calls_one_of_the_functions(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model=MODEL,
-        messages=QUESTION,  # type: ignore[arg-type]
-        tools=[TIME_TOOL, WEATHER_TOOL],  # type: ignore[list-item]
+        messages=QUESTION,
+        tools=[TIME_TOOL, WEATHER_TOOL],
         tool_choice="required",
         temperature=0,
         max_tokens=80,
     )
     [call] = completion.choices[0].message.tool_calls or []
+    assert call.type == "function"
     tool = {"get_time": TIME_TOOL, "get_weather": WEATHER_TOOL}[call.function.name]
     _arguments(call, tool)
 
@@ -75,7 +77,7 @@ def test_required_calls_one_of_the_functions(client: openai.OpenAI) -> None:
 def test_parse_with_strict_pydantic_tool(client: openai.OpenAI) -> None:
     completion = client.chat.completions.parse(
         model=MODEL,
-        messages=QUESTION,  # type: ignore[arg-type]
+        messages=QUESTION,
         tools=[WEATHER_TOOL],
         tool_choice="required",
         temperature=0,
@@ -88,8 +90,8 @@ def test_parse_with_strict_pydantic_tool(client: openai.OpenAI) -> None:
 def test_forced_call_streams_whole(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
         model=MODEL,
-        messages=QUESTION,  # type: ignore[arg-type]
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        messages=QUESTION,
+        tools=[WEATHER_TOOL],
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
         temperature=0,
         max_tokens=80,
@@ -105,8 +107,8 @@ def test_forced_call_streams_whole(client: openai.OpenAI) -> None:
 def test_tool_choice_none_answers_in_text(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model=MODEL,
-        messages=QUESTION,  # type: ignore[arg-type]
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        messages=QUESTION,
+        tools=[WEATHER_TOOL],
         tool_choice="none",
         temperature=0,
         max_tokens=10,
@@ -132,8 +134,8 @@ def test_tool_results_in_history_are_accepted(client: openai.OpenAI) -> None:
                 ],
             },
             {"role": "tool", "tool_call_id": "call_1", "content": "4 degrees, rain"},
-        ],  # type: ignore[list-item]
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        ],
+        tools=[WEATHER_TOOL],
         temperature=0,
         max_tokens=20,
     )

@@ -339,7 +339,9 @@ def test_each_key_sees_only_its_own_files_and_batches(keyed: RunningServer) -> N
     other = openai.OpenAI(base_url=f"{keyed.base_url}/v1", api_key=NARROW_KEY, max_retries=0)
     upload = owner.files.create(file=("in.jsonl", jsonl(wrapper_lines(2))), purpose="batch")
     batch = owner.batches.create(
-        input_file_id=upload.id, endpoint="/v1/wrappers/sentiment/invoke", completion_window="24h"
+        input_file_id=upload.id,
+        endpoint="/v1/wrappers/sentiment/invoke",  # type: ignore[arg-type]  # a wrapper: Wrapserve's extension
+        completion_window="24h",
     )
     done = wait_for(owner, batch.id, timeout_s=300)  # before the load tests: leave the engine idle
     assert done.status == "completed" and done.output_file_id, done
@@ -357,7 +359,9 @@ def test_each_key_sees_only_its_own_files_and_batches(keyed: RunningServer) -> N
             read()
     with pytest.raises(openai.BadRequestError, match="no file"):
         other.batches.create(
-            input_file_id=upload.id, endpoint="/v1/wrappers/sentiment/invoke", completion_window="24h"
+            input_file_id=upload.id,
+            endpoint="/v1/wrappers/sentiment/invoke",  # type: ignore[arg-type]  # a wrapper: Wrapserve's extension
+            completion_window="24h",
         )
     assert not {upload.id, done.output_file_id} & {f.id for f in other.files.list().data}
     assert batch.id not in {b.id for b in other.batches.list().data}
@@ -402,7 +406,9 @@ def test_batch_lines_run_with_their_creators_allow_list(keyed: RunningServer) ->
     ]
     upload = narrow.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
     batch = narrow.batches.create(
-        input_file_id=upload.id, endpoint="/v1/wrappers/sentiment/invoke", completion_window="24h"
+        input_file_id=upload.id,
+        endpoint="/v1/wrappers/sentiment/invoke",  # type: ignore[arg-type]  # a wrapper: Wrapserve's extension
+        completion_window="24h",
     )
     done = wait_for(narrow, batch.id, timeout_s=300)
     assert done.status == "completed", done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -45,7 +46,8 @@ def _client(app: FastAPI) -> httpx.AsyncClient:
 
 
 def _ring() -> KeyRing:
-    settings = Settings(api_keys="alpha,beta", key_wrappers={"beta": ["sentiment"]})
+    # A comma-separated string, as WRAPSERVE_API_KEYS gives it: the validator splits it.
+    settings = Settings(api_keys="alpha,beta", key_wrappers={"beta": ["sentiment"]})  # type: ignore[arg-type]
     return KeyRing.from_settings(settings)
 
 
@@ -122,7 +124,7 @@ async def test_body_limit_by_content_length_and_by_stream() -> None:
         assert declared.status_code == 413
         assert declared.json()["error"]["code"] == "request_too_large"
 
-        async def chunks():  # no Content-Length: counted as it arrives
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
             for _ in range(50):
                 yield b"a" * 100
 
@@ -166,8 +168,9 @@ async def test_group_admission_covers_the_tasks_it_starts() -> None:
 
 def test_a_listed_key_reaches_the_raw_model_only_when_granted() -> None:
     settings = Settings(
-        api_keys="open,narrow,granted",
-        key_wrappers={"narrow": ["sentiment"], "granted": {"wrappers": ["sentiment"], "raw_model": True}},
+        api_keys="open,narrow,granted",  # type: ignore[arg-type]  # split by the validator
+        # The JSON form of KeyRights, as the environment gives it
+        key_wrappers={"narrow": ["sentiment"], "granted": {"wrappers": ["sentiment"], "raw_model": True}},  # type: ignore[dict-item]
     )
     ring = KeyRing.from_settings(settings)
     assert ring.allows_raw_model(ring.match("open"))  # not listed: everything

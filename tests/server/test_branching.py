@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from server.vllm.branching import branch_points, constrained_logprobs
+from server.vllm.branching import TokenPath, branch_points, constrained_logprobs
 from wrappers.errors import BadRequest
 
 # Token ids: 1 "very", 2 " good", 3 " bad", 4 "okay", 9 '"}'
@@ -33,7 +33,7 @@ def test_a_label_that_is_the_start_of_another_is_refused() -> None:
 def test_probabilities_multiply_along_the_branches_and_sum_to_one() -> None:
     branches = branch_points([VERY_GOOD, VERY_BAD, OKAY])
     # Raw next-token log-probs; the grammar's renormalization is what makes them sum to one.
-    raw = {
+    raw: dict[tuple[TokenPath, int], float] = {
         ((), 1): math.log(0.3),
         ((), 4): math.log(0.1),
         ((1,), 2): math.log(0.02),
@@ -46,6 +46,6 @@ def test_probabilities_multiply_along_the_branches_and_sum_to_one() -> None:
 
 def test_forced_tokens_cost_nothing() -> None:
     branches = branch_points([(1, 2, 9), (1, 3, 9)])
-    raw = {((1,), 2): math.log(0.2), ((1,), 3): math.log(0.2)}
+    raw: dict[tuple[TokenPath, int], float] = {((1,), 2): math.log(0.2), ((1,), 3): math.log(0.2)}
     scores = constrained_logprobs([(1, 2, 9), (1, 3, 9)], branches, raw)
     assert [math.exp(value) for value in scores] == pytest.approx([0.5, 0.5])

@@ -10,6 +10,7 @@ import pytest
 from server.invocation.decoding import choice_field
 from server.structured.forced import split_forced_prefix
 from server.structured.grammar import compact_regex
+from wrappers.base import Wrapper
 from wrappers.catalogue import BUILTINS
 
 # A regex opening with a class or a group of classes: slow for the engine to index.
@@ -46,7 +47,7 @@ def test_split_known_cases(regex: str, prefix: str, remainder: str) -> None:
 
 
 @pytest.mark.parametrize("wrapper", BUILTINS, ids=lambda w: w.name)
-def test_split_is_exact_for_every_catalogue_grammar(wrapper: type) -> None:
+def test_split_is_exact_for_every_catalogue_grammar(wrapper: type[Wrapper]) -> None:
     schema = wrapper.static_schema()
     if schema is None:
         schema = wrapper.output_schema(wrapper.Input.model_validate(wrapper.examples[0].input))

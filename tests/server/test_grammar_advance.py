@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import outlines_core as oc
 import pytest
@@ -106,7 +106,8 @@ def test_vllms_backend_with_the_plugin_builds_quiet_guides_that_accept_a_real_an
 ) -> None:
     regex = compact_regex(Entities.Output.model_json_schema())
     compile_quietly = quiet_guides(VLLM_COMPILE)
-    plain = VLLM_COMPILE(backend, StructuredOutputOptions.REGEX, regex)
+    # The Outlines backend's grammars are OutlinesGrammar; the method is typed for any backend's.
+    plain = cast(OutlinesGrammar, VLLM_COMPILE(backend, StructuredOutputOptions.REGEX, regex))
     quiet = compile_quietly(backend, StructuredOutputOptions.REGEX, regex)
     assert isinstance(quiet.guide, QuietGuide) and not isinstance(plain.guide, QuietGuide)
     answer = '{"entities":[{"text":"Maria Lopez","type":"PERSON"},{"text":"Google","type":"ORG"}]}'

@@ -17,6 +17,7 @@ from server.engine.admission import Admission
 from server.engine.protocol import (
     ChatMessage,
     EngineInfo,
+    FinishReason,
     GeneratedChoice,
     GenerationRequest,
     GenerationResult,
@@ -60,7 +61,7 @@ class _BytesEngine:
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         await self._step()
         text = "x" * request.sampling.max_tokens
-        finish = "length"  # warm-up asks for one token: never a whole answer
+        finish: FinishReason = "length"  # warm-up asks for one token: never a whole answer
         return GenerationResult((GeneratedChoice(0, text, len(text), finish),), len(request.prompt_token_ids))
 
     async def score(

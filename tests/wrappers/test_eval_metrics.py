@@ -6,6 +6,7 @@ import json
 import random
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from wrappers.evals.perturb import KINDS, perturb
 from wrappers.evals.store import EvalStore, StoredCase
 
 
-def cases(*lines: dict) -> list[EvalCase]:  # type: ignore[type-arg]
+def cases(*lines: dict[str, Any]) -> list[EvalCase]:
     return [EvalCase.model_validate(line) for line in lines]
 
 
@@ -108,7 +109,7 @@ def test_the_catalogue_eval_sets_load_and_fit_their_wrappers() -> None:
 
 
 def test_perturbations_are_deterministic_and_only_count_real_changes() -> None:
-    value = {"text": "Please Refund The Broken Kettle I Bought Last Week, thanks", "labels": ["a", "b"]}
+    value: dict[str, Any] = {"text": "Please Refund The Broken Kettle I Bought Last Week, thanks", "labels": ["a", "b"]}
     for kind in KINDS:
         once = perturb(value, kind, seed=7, case=3)
         assert once == perturb(value, kind, seed=7, case=3)
