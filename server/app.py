@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -23,7 +24,7 @@ from server.openai.chat import router as chat
 from server.openai.completions import router as completions
 from server.openai.responses import router as responses
 from server.openai.responses.store import ResponseStore
-from server.routes import health, schemas, wrappers
+from server.routes import health, releases, schemas, wrappers
 from server.settings import Settings
 from server.state import EngineFactory, ServerState
 from server.structured.grammar import GrammarCompiler
@@ -101,11 +102,17 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         starting = asyncio.create_task(_start_engine(state), name="engine-start")
         jobs.start(app, state.lifecycle)  # resumes unfinished batch jobs once the engine is ready
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread
+            loop.add_signal_handler(signal.SIGHUP, state.releases.reload)
         try:
             yield
         finally:
             # In-flight HTTP requests have been answered by now (uvicorn drains first).
             state.lifecycle.drain()
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            await state.shadow.stop()
             await jobs.stop()
             state.lifecycle.stop()
             starting.cancel()
@@ -132,6 +139,7 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
     app.include_router(models.router)
     app.include_router(wrappers.router)
     app.include_router(schemas.router)
+    app.include_router(releases.router)
     app.include_router(chat.router)
     app.include_router(completions.router)
     app.include_router(responses.router)

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     weights_dir: Path | None = None  # converted/copied weights; default HOME/models
     models_dir: Path | None = None  # extra model manifests (TOML)
     wrappers_dir: Path | None = None
+    # Release channels, splits, shadows and calibrations (server/releases/config.py); read at
+    # start and on SIGHUP. Absent file: no channels.
+    releases_file: Path | None = None
+    # Shadow calls running at once, at most; more are dropped (and counted), never queued.
+    shadow_max_in_flight: int = Field(default=2, ge=0, le=64)
 
     # Engine (passed to vLLM). None means "the engine's default for this device".
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -17,6 +17,8 @@ from server.engine.protocol import Engine
 from server.invocation.decoding import DecodeSettings
 from server.invocation.service import WrapperService
 from server.lifecycle import Lifecycle, Phase
+from server.releases.channels import Releases
+from server.releases.shadow import ShadowRunner, ShadowStore
 from server.settings import Settings
 from server.structured.grammar import GrammarCompiler
 from wrappers.errors import EngineUnavailable
@@ -38,8 +40,12 @@ class ServerState:
     engine: Engine | None = None
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     wrappers: WrapperService = field(init=False)
+    releases: Releases = field(init=False)
+    shadow: ShadowRunner = field(init=False)
 
     def __post_init__(self) -> None:
+        self.releases = Releases(self.settings.releases_file, self.registry)
+        self.shadow = ShadowRunner(ShadowStore(self.settings.state_db), self.settings.shadow_max_in_flight)
         self.wrappers = WrapperService(
             self.registry,
             self.grammars,
@@ -49,6 +55,8 @@ class ServerState:
                 self.settings.forced_prefix, self.settings.choice_scoring, self.settings.align_prefix
             ),
             admission=self.admission,
+            releases=self.releases,
+            shadow=self.shadow,
         )
 
     @property

@@ -134,8 +134,13 @@ def stop_server(server: RunningServer, timeout_s: float = 60) -> int:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One real server for the whole session: the engine starts once."""
+    home = tmp_path_factory.mktemp("wrapserve-home")
     running = start_server(
-        tmp_path_factory.mktemp("wrapserve-home"), free_port(), WRAPSERVE_WRAPPERS_DIR=str(USER_WRAPPERS)
+        home,
+        free_port(),
+        WRAPSERVE_WRAPPERS_DIR=str(USER_WRAPPERS),
+        # absent until tests/server/test_releases.py writes it (then SIGHUP)
+        WRAPSERVE_RELEASES_FILE=str(home / "releases.toml"),
     )
     try:
         wait_ready(running)

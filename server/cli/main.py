@@ -18,6 +18,7 @@ from models.resolve import is_present, model_location, resolve_weights
 from server.cli.batch import register as register_batch_commands
 from server.cli.common import fail, settings_from
 from server.cli.evals import run_eval
+from server.cli.releases import release_app
 from server.cli.wrappers import register as register_wrapper_commands
 from server.settings import Settings
 from wrappers.errors import ConfigurationError, WrapserveError
@@ -29,6 +30,7 @@ models_app = typer.Typer(help="Model manifests and local weights.", no_args_is_h
 app.add_typer(models_app, name="models")
 register_wrapper_commands(app)  # wrappers list, call
 app.command("eval")(run_eval)
+app.add_typer(release_app, name="release")
 register_batch_commands(app)  # batch run
 
 

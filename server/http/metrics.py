@@ -69,6 +69,22 @@ class _LiveGauges(Collector):
         yield GaugeMetricFamily(
             "wrapserve_ready", "1 when the server accepts work", value=1 if state.phase == "ready" else 0
         )
+        answers = CounterMetricFamily(
+            "wrapserve_wrapper_answers",
+            "Wrapper answers by wrapper, the version that served them and the channel that chose it",
+            labels=["wrapper", "version", "channel"],
+        )
+        for labels, count in sorted(state.wrappers.answers.items()):
+            answers.add_metric(list(labels), count)
+        yield answers
+        shadows = CounterMetricFamily(
+            "wrapserve_shadow_comparisons",
+            "Shadow calls by outcome: agreed or disagreed with the served answer, error, dropped (too many)",
+            labels=["wrapper", "served_version", "candidate_version", "outcome"],
+        )
+        for shadow_labels, count in sorted(state.shadow.outcomes.items()):
+            shadows.add_metric(list(shadow_labels), count)
+        yield shadows
 
 
 class Metrics:

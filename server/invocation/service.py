@@ -1,7 +1,9 @@
 """Running wrappers: validate input, render, constrain, generate, parse, validate output.
 
 Shared by the native routes, the OpenAI ``wrapper:NAME`` models and batch jobs, so
-every way of calling a wrapper gets the same guarantees.
+every way of calling a wrapper gets the same guarantees, and the same releases: a
+channel name (``sentiment@stable``) is routed here, calibrated scores are applied here,
+and a channel's shadow version is started here (``server/releases/``).
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -19,6 +22,8 @@ from server.engine.admission import Admission
 from server.engine.protocol import ChatMessage, Engine, Sampling
 from server.invocation.decoding import DecodeMode, Decoder, DecodeSettings
 from server.limits import Limits, check_engine_int, check_unicode
+from server.releases.channels import Releases, Route
+from server.releases.shadow import ShadowRunner
 from server.structured.checked import checked_answer, resample_sampling
 from server.structured.grammar import CompiledGrammar, GrammarCompiler
 from wrappers.base import Wrapper
@@ -62,9 +67,18 @@ class Invocation:
     latency_ms: float
     scores: dict[str, float] | None = None  # label -> probability, for scored choice outputs
     cached_prompt_tokens: int = 0  # of prompt_tokens, served from the engine's prefix cache
+    calibrated: bool = False  # scores temperature-scaled by the releases file's calibration
+    abstained: bool | None = None  # set when the calibration has an abstain threshold
+    channel: str | None = None  # the release channel that chose this version
 
     def as_json(self) -> dict[str, Any]:
-        extra = {} if self.scores is None else {"scores": self.scores}
+        extra: dict[str, Any] = {} if self.scores is None else {"scores": self.scores}
+        if self.calibrated:
+            extra["calibrated"] = True
+        if self.abstained is not None:
+            extra["abstained"] = self.abstained
+        if self.channel is not None:
+            extra["channel"] = self.channel
         return {
             "output": self.output,
             "wrapper": self.wrapper.name,
@@ -95,6 +109,8 @@ class WrapperService:
         limits: Limits,
         decoding: DecodeSettings | None = None,
         admission: Admission | None = None,
+        releases: Releases | None = None,
+        shadow: ShadowRunner | None = None,
     ) -> None:
         self.registry = registry
         self.grammars = grammars
@@ -102,6 +118,40 @@ class WrapperService:
         self._limits = limits
         self.decoder = Decoder(decoding)
         self._admission = admission or Admission(limits)
+        self.releases = releases or Releases(None, registry)
+        self.shadow = shadow
+        self.answers: Counter[tuple[str, str, str]] = Counter()  # (wrapper, version, channel), for /metrics
+
+    # -- routing -------------------------------------------------------------------------
+
+    def route(
+        self, ref: str, version: str | None = None, route_key: str | None = None
+    ) -> tuple[type[Wrapper], Route]:
+        """``name``, ``name@1.2`` or ``name@CHANNEL`` (or ``version`` given apart) to a served
+        wrapper, and the route that chose it (its channel and shadow)."""
+        name, _, pinned = ref.partition("@")
+        served = self.registry.versions(name)[0].name  # an unknown name is a 404 before any channel
+        route = self.releases.route(served, version or pinned or None, route_key)
+        return self.registry.resolve(served, route.version), route
+
+    async def invoke_routed(
+        self, wrapper: type[Wrapper], route: Route, raw_input: Any, options: InvokeOptions | None = None
+    ) -> Invocation:
+        """One call as routed: the served answer, counted; the channel's shadow started beside it."""
+        invocation = replace(await self.invoke(wrapper, raw_input, options), channel=route.channel)
+        self.answers[(wrapper.name, wrapper.version, route.channel or "")] += 1
+        if route.shadow and route.shadow != wrapper.version and self.shadow is not None:
+            candidate = self.registry.resolve(wrapper.name, route.shadow)
+            self.shadow.submit(
+                lambda: self.invoke(candidate, raw_input, options),
+                wrapper=wrapper.name,
+                channel=route.channel or "",
+                served_version=wrapper.version,
+                candidate_version=candidate.version,
+                raw_input=raw_input,
+                served_output=invocation.output,
+            )
+        return invocation
 
     # -- one call ------------------------------------------------------------------------
 
@@ -165,6 +215,12 @@ class WrapperService:
                     raise
             again = resample_sampling(sampling, attempt)
             decoded = await self.decoder.run(engine, messages, grammar, again, plan, wrapper.user_head())
+        scores, abstained = decoded.scores, None
+        calibrated = scores and self.releases.calibrate(
+            wrapper.name, wrapper.version, engine.info.model_id, scores
+        )
+        if calibrated:
+            scores, abstained = calibrated.scores, calibrated.abstained
         return Invocation(
             wrapper=wrapper,
             output=output,
@@ -173,8 +229,10 @@ class WrapperService:
             completion_tokens=decoded.completion_tokens,
             finish_reason=decoded.finish_reason,
             latency_ms=(time.perf_counter() - started) * 1000,
-            scores=decoded.scores,
+            scores=scores,
             cached_prompt_tokens=decoded.cached_prompt_tokens,
+            calibrated=bool(calibrated),
+            abstained=abstained,
         )
 
     async def _parse_output(
@@ -198,7 +256,11 @@ class WrapperService:
     # -- many calls ----------------------------------------------------------------------
 
     async def invoke_many(
-        self, wrapper: type[Wrapper], inputs: Sequence[Any], options: InvokeOptions | None = None
+        self,
+        wrapper: type[Wrapper],
+        inputs: Sequence[Any],
+        options: InvokeOptions | None = None,
+        route: Route | None = None,
     ) -> list[Invocation | WrapserveError]:
         """All items go to the engine at once (one continuous batch); errors stay per item."""
         if len(inputs) > self._limits.max_batch_items:
@@ -213,7 +275,12 @@ class WrapperService:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, WrapserveError):
                 raise result
-        return list(results)  # type: ignore[arg-type]
+        channel = route.channel if route else None
+        answered = [replace(r, channel=channel) if isinstance(r, Invocation) else r for r in results]
+        self.answers[(wrapper.name, wrapper.version, channel or "")] += sum(
+            isinstance(r, Invocation) for r in answered
+        )
+        return answered  # type: ignore[return-value]
 
     # -- start-up ------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.http.middleware.auth import check_wrapper_allowed, visible_wrapper
 from server.invocation.service import Invocation, InvokeOptions, WrapperService
+from server.releases.channels import ROUTE_KEY_HEADER
 from server.state import ServerState, get_state
 from wrappers.base import Wrapper
 
@@ -75,23 +76,23 @@ async def get_wrapper(
     name: str, service: Service, request: Request, version: str | None = None
 ) -> dict[str, Any]:
     check_wrapper_allowed(request, name)
-    wrapper = service.registry.resolve(name, version)
+    wrapper, _ = service.route(name, version)  # a channel names the version it serves now
     return {**describe(wrapper), "versions": [w.version for w in service.registry.versions(wrapper.name)]}
 
 
 @router.post("/{name}/invoke")
 async def invoke(name: str, body: InvokeRequest, service: Service, request: Request) -> dict[str, Any]:
-    wrapper = service.registry.resolve(name, body.version)
+    wrapper, route = service.route(name, body.version, request.headers.get(ROUTE_KEY_HEADER))
     check_wrapper_allowed(request, wrapper.name)
-    invocation = await service.invoke(wrapper, body.input, body.options)
+    invocation = await service.invoke_routed(wrapper, route, body.input, body.options)
     return invocation.as_json()
 
 
 @router.post("/{name}/batch")
 async def batch(name: str, body: BatchRequest, service: Service, request: Request) -> dict[str, Any]:
-    wrapper = service.registry.resolve(name, body.version)
+    wrapper, route = service.route(name, body.version, request.headers.get(ROUTE_KEY_HEADER))
     check_wrapper_allowed(request, wrapper.name)
-    results = await service.invoke_many(wrapper, body.inputs, body.options)
+    results = await service.invoke_many(wrapper, body.inputs, body.options, route)
     items: list[dict[str, Any]] = []
     for index, result in enumerate(results):
         if isinstance(result, Invocation):
@@ -109,6 +110,7 @@ async def batch(name: str, body: BatchRequest, service: Service, request: Reques
         "object": "wrapper.batch",
         "wrapper": wrapper.name,
         "version": wrapper.version,
+        **({"channel": route.channel} if route.channel else {}),
         "results": items,
         "succeeded": sum(1 for item in items if "error" not in item),
         "failed": sum(1 for item in items if "error" in item),

@@ -15,6 +15,7 @@ from server.openai.chat.stream import chat_chunks
 from server.openai.chat.wrappers_as_models import wrapper_chat
 from server.openai.protocol import ChatCompletionRequest
 from server.openai.streaming import EventStream, first_delta
+from server.releases.channels import ROUTE_KEY_HEADER
 from server.state import ServerState, get_state
 from server.structured.checked import generate_checked
 
@@ -32,7 +33,7 @@ async def create_chat_completion(
         name = ref.partition("@")[0]
         check_wrapper_allowed(request, name)  # the per-key allow-list (server/http/middleware/auth.py)
         note_wrapper(request.scope, name)  # the metrics' wrapper label (only registered names count)
-        return await wrapper_chat(body, state, ref)
+        return await wrapper_chat(body, state, ref, request.headers.get(ROUTE_KEY_HEADER))
     check_raw_model_allowed(request)
     params.check_model(body.model, state.manifest.id)
     engine = state.require_engine()

@@ -139,23 +139,28 @@ def _completion(invocation: Invocation) -> ChatCompletion:
     )
 
 
-async def wrapper_completion(body: ChatCompletionRequest, state: ServerState, ref: str) -> ChatCompletion:
-    """Run the wrapper ``ref`` (``body.model`` less its ``wrapper:`` prefix) on the last
-    user message; the answer as a chat completion (the Responses API builds on it too)."""
+async def wrapper_completion(
+    body: ChatCompletionRequest, state: ServerState, ref: str, route_key: str | None = None
+) -> ChatCompletion:
+    """Run the wrapper ``ref`` (``body.model`` less its ``wrapper:`` prefix; a version or a
+    channel after ``@``) on the last user message; the answer as a chat completion (the
+    Responses API builds on it too). ``route_key``: the caller's sticky key for splits."""
     try:
-        wrapper = state.wrappers.registry.resolve(ref)
+        wrapper, route = state.wrappers.route(ref, None, route_key)
     except NotFound as error:
         raise ModelNotFound(
             f"{error.message} (model {body.model!r}; see GET /v1/models)", param="model"
         ) from None
     _refuse_unsupported(body)
     options = _options(body, state)
-    invocation = await state.wrappers.invoke(wrapper, wrapper_input(wrapper, body), options)
+    invocation = await state.wrappers.invoke_routed(wrapper, route, wrapper_input(wrapper, body), options)
     return _completion(invocation)
 
 
-async def wrapper_chat(body: ChatCompletionRequest, state: ServerState, ref: str) -> Response:
-    completion = await wrapper_completion(body, state, ref)
+async def wrapper_chat(
+    body: ChatCompletionRequest, state: ServerState, ref: str, route_key: str | None = None
+) -> Response:
+    completion = await wrapper_completion(body, state, ref, route_key)
     if body.stream:
         return EventStream(completion.id, _one_chunk_stream(completion, include_usage(body.stream_options)))
     return JSONResponse(completion.model_dump(mode="json"))

@@ -36,6 +36,7 @@ from server.openai.responses.translate import (
     response_object,
 )
 from server.openai.streaming import EventStream, first_delta, resumed
+from server.releases.channels import ROUTE_KEY_HEADER
 from server.state import ServerState, get_state
 from server.structured.checked import StreamCheck, generate_checked
 from wrappers.errors import BadRequest
@@ -79,7 +80,7 @@ async def _run_wrapper(
             "max_completion_tokens": body.max_output_tokens,
         }
     )
-    return await wrapper_completion(chat, state, ref)
+    return await wrapper_completion(chat, state, ref, request.headers.get(ROUTE_KEY_HEADER))
 
 
 async def _prompt_wrapper(body: ResponsesRequest, state: ServerState, request: Request) -> ChatCompletion:
