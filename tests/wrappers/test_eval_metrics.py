@@ -109,7 +109,10 @@ def test_the_catalogue_eval_sets_load_and_fit_their_wrappers() -> None:
 
 
 def test_perturbations_are_deterministic_and_only_count_real_changes() -> None:
-    value: dict[str, Any] = {"text": "Please Refund The Broken Kettle I Bought Last Week, thanks", "labels": ["a", "b"]}
+    value: dict[str, Any] = {
+        "text": "Please Refund The Broken Kettle I Bought Last Week, thanks",
+        "labels": ["a", "b"],
+    }
     for kind in KINDS:
         once = perturb(value, kind, seed=7, case=3)
         assert once == perturb(value, kind, seed=7, case=3)
