@@ -82,3 +82,17 @@ def test_models_list_shows_presence_and_size(tmp_path: Path) -> None:
     default = rows["smollm2-135m-instruct (default)"]
     assert "yes" in default and re.search(r"\d+(\.\d+)? (GB|MB)", default)
     assert "no" in rows["qwen2.5-7b-instruct"]
+
+
+def test_a_bad_releases_file_stops_the_start(tmp_path: Path) -> None:
+    releases = tmp_path / "releases.toml"
+    releases.write_text('[sentiment.channels]\nstable = { version = "9.0.0" }\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
+        cwd=REPO,
+        env=server_env(tmp_path, WRAPSERVE_RELEASES_FILE=str(releases)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert_one_clear_line(result, "releases: sentiment channel 'stable' names version '9.0.0'", "not served")
