@@ -112,8 +112,8 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
             state.lifecycle.drain()
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGHUP)
+            await jobs.stop()  # before the shadows: a job's last calls may still start one
             await state.shadow.stop()
-            await jobs.stop()
             state.lifecycle.stop()
             starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):

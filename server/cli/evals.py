@@ -82,7 +82,10 @@ def _print_figures(reports: list[EvalReport], console: Console) -> None:
 
 
 def _compare(store: EvalStore, first: str, second: str, out: Path | None, console: Console) -> None:
-    a, b = resolve_run(store, first), resolve_run(store, second)
+    a = resolve_run(store, first)
+    b = resolve_run(store, second, like=a)
+    if not first.removeprefix("#").isdigit():
+        a = resolve_run(store, first, like=b)  # both by name: each on the other's dataset where one exists
     comparison = compare_runs(a, b, store)
     left, right = headline(a), headline(b)
     table = Table("figure", f"A: #{a.id} {a.ref} on {a.model}", f"B: #{b.id} {b.ref} on {b.model}", "B - A")

@@ -95,16 +95,20 @@ def promote(
             fail(f"{name} has no version {version!r} here (give the exact version)", code=2)
         data = _read(path)
         channels = data.setdefault(name, {}).setdefault("channels", {})
-        current = channels.get(channel, {}).get("version")
+        on_channel = channels.get(channel, {})
+        # A split channel serves each of its versions: the candidate must match every one.
+        currents = [on_channel["version"]] if "version" in on_channel else list(on_channel.get("split", {}))
         if skip_gate:
             console.print(
                 f"[yellow]gate skipped[/]: {name}@{version} takes {channel} without an eval comparison"
             )
         else:
-            decision = gate(EvalStore(settings.state_db), name, version, current, model)
-            if not decision.allowed:
-                fail(f"not promoted: {decision.reason}")
-            console.print(f"gate passed: {decision.reason}", highlight=False)
+            store = EvalStore(settings.state_db)
+            for current in currents or [None]:
+                decision = gate(store, name, version, current, model)
+                if not decision.allowed:
+                    fail(f"not promoted: {decision.reason}")
+                console.print(f"gate passed: {decision.reason}", highlight=False)
         shadow = channels.get(channel, {}).get("shadow")
         channels[channel] = {
             "version": version,

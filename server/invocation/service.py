@@ -68,13 +68,14 @@ class Invocation:
     scores: dict[str, float] | None = None  # label -> probability, for scored choice outputs
     cached_prompt_tokens: int = 0  # of prompt_tokens, served from the engine's prefix cache
     calibrated: bool = False  # scores temperature-scaled by the releases file's calibration
+    raw_scores: dict[str, float] | None = None  # the model's own scores, when calibrated
     abstained: bool | None = None  # set when the calibration has an abstain threshold
     channel: str | None = None  # the release channel that chose this version
 
     def as_json(self) -> dict[str, Any]:
         extra: dict[str, Any] = {} if self.scores is None else {"scores": self.scores}
         if self.calibrated:
-            extra["calibrated"] = True
+            extra.update(calibrated=True, raw_scores=self.raw_scores)  # raw: what a new fit starts from
         if self.abstained is not None:
             extra["abstained"] = self.abstained
         if self.channel is not None:
@@ -135,9 +136,18 @@ class WrapperService:
         return self.registry.resolve(served, route.version), route
 
     async def invoke_routed(
-        self, wrapper: type[Wrapper], route: Route, raw_input: Any, options: InvokeOptions | None = None
+        self,
+        wrapper: type[Wrapper],
+        route: Route,
+        raw_input: Any,
+        options: InvokeOptions | None = None,
+        *,
+        owner: str | None = None,
     ) -> Invocation:
-        """One call as routed: the served answer, counted; the channel's shadow started beside it."""
+        """One call as routed: the served answer, counted; the channel's shadow started beside it.
+
+        ``owner``: the caller's API key digest; the recorded shadow comparison is theirs to read.
+        """
         invocation = replace(await self.invoke(wrapper, raw_input, options), channel=route.channel)
         self.answers[(wrapper.name, wrapper.version, route.channel or "")] += 1
         if route.shadow and route.shadow != wrapper.version and self.shadow is not None:
@@ -150,6 +160,7 @@ class WrapperService:
                 candidate_version=candidate.version,
                 raw_input=raw_input,
                 served_output=invocation.output,
+                owner=owner,
             )
         return invocation
 
@@ -215,9 +226,10 @@ class WrapperService:
                     raise
             again = resample_sampling(sampling, attempt)
             decoded = await self.decoder.run(engine, messages, grammar, again, plan, wrapper.user_head())
-        scores, abstained = decoded.scores, None
-        calibrated = scores and self.releases.calibrate(
-            wrapper.name, wrapper.version, engine.info.model_id, scores
+        raw_scores = scores = decoded.scores
+        abstained = None
+        calibrated = raw_scores and self.releases.calibrate(
+            wrapper.name, wrapper.version, engine.info.model_id, raw_scores
         )
         if calibrated:
             scores, abstained = calibrated.scores, calibrated.abstained
@@ -232,6 +244,7 @@ class WrapperService:
             scores=scores,
             cached_prompt_tokens=decoded.cached_prompt_tokens,
             calibrated=bool(calibrated),
+            raw_scores=raw_scores if calibrated else None,
             abstained=abstained,
         )
 

@@ -40,6 +40,7 @@ class Route:
     version: str | None  # None: the latest (no channel named)
     channel: str | None = None
     shadow: str | None = None
+    split: dict[str, int] | None = None  # the channel's split, when it has one
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,11 @@ class Releases:
         releases = self.config.wrappers.get(name)
         channel = releases.channels.get(wanted) if releases else None
         if channel is None:
-            known = ", ".join(sorted(releases.channels)) if releases else ""
+            versions = ", ".join(wrapper.version for wrapper in self._registry.versions(name))
+            known = ", ".join(sorted(releases.channels)) if releases else "none"
             raise WrapperNotFound(
-                f"wrapper {name!r} has no channel {wanted!r}" + (f" (channels: {known})" if known else ""),
+                f"wrapper {name!r} has no version or channel {wanted!r} (versions: {versions};"
+                f" channels: {known})",
                 param="version",
             )
         if channel.version is not None:
@@ -89,8 +92,8 @@ class Releases:
         for version, percent in channel.split.items():
             edge += percent * BUCKETS // 100
             if point < edge:
-                return Route(version, wanted, channel.shadow)
-        return Route(list(channel.split)[-1], wanted, channel.shadow)
+                return Route(version, wanted, channel.shadow, channel.split)
+        return Route(list(channel.split)[-1], wanted, channel.shadow, channel.split)
 
     def calibration(self, name: str, version: str, model: str) -> Calibration | None:
         releases = self.config.wrappers.get(name)

@@ -4,7 +4,8 @@ The caller's answer never waits for the candidate: the shadow call starts after 
 served answer is ready, as a background task, and at most ``max_in_flight`` run at once
 (more are dropped and counted), so shadowing takes at most that many of the engine's
 admission slots from live traffic. Each comparison is stored in the state database
-(bounded to the newest ``KEEP`` rows) and counted by outcome for ``/metrics``.
+(bounded to the newest ``KEEP`` rows) with the digest of the caller's API key, who alone may
+read it back (inputs are the callers' data), and counted by outcome for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ CREATE TABLE IF NOT EXISTS shadow_answers (
     served_output TEXT NOT NULL,
     candidate_output TEXT,
     error TEXT,
-    agreed INTEGER NOT NULL
+    agreed INTEGER NOT NULL,
+    owner_key TEXT  -- SHA-256 digest of the caller's API key (None: no keys configured)
 );
 CREATE INDEX IF NOT EXISTS shadow_answers_by_wrapper ON shadow_answers (wrapper, id);
 """
@@ -59,12 +61,23 @@ class ShadowStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(shadow_answers)")}
+        if "owner_key" not in columns:  # a table from before owners were recorded
+            try:
+                self._db.execute("ALTER TABLE shadow_answers ADD COLUMN owner_key TEXT")
+            except sqlite3.OperationalError as error:
+                if "duplicate column" not in str(error):  # else: another process added it first
+                    raise
+        self._closed = False
 
     def add(self, row: dict[str, Any]) -> None:
         with self._lock:
+            if self._closed:
+                return  # shutting down: a late comparison is not worth an error
             self._db.execute(
                 "INSERT INTO shadow_answers (created_at, wrapper, channel, served_version, candidate_version,"
-                " input, served_output, candidate_output, error, agreed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " input, served_output, candidate_output, error, agreed, owner_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     time.time(),
                     row["wrapper"],
@@ -76,16 +89,22 @@ class ShadowStore:
                     None if row["candidate_output"] is None else _canonical(row["candidate_output"]),
                     row["error"],
                     int(row["agreed"]),
+                    row["owner"],
                 ),
             )
             self._db.execute(
                 "DELETE FROM shadow_answers WHERE id <= (SELECT MAX(id) FROM shadow_answers) - ?", (KEEP,)
             )
 
-    def recent(self, wrapper: str, limit: int) -> list[dict[str, Any]]:
+    def recent(self, wrapper: str, limit: int, viewer: str | None) -> list[dict[str, Any]]:
+        """The newest comparisons of ``wrapper`` made by ``viewer``'s key (all: no keys configured)."""
         with self._lock:
+            if self._closed:
+                return []
             rows = self._db.execute(
-                "SELECT * FROM shadow_answers WHERE wrapper = ? ORDER BY id DESC LIMIT ?", (wrapper, limit)
+                "SELECT * FROM shadow_answers WHERE wrapper = ? AND (? IS NULL OR owner_key = ?)"
+                " ORDER BY id DESC LIMIT ?",
+                (wrapper, viewer, viewer, limit),
             ).fetchall()
         return [
             {
@@ -105,7 +124,9 @@ class ShadowStore:
         ]
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._closed = True
+            self._db.close()
 
 
 class ShadowRunner:
@@ -114,6 +135,7 @@ class ShadowRunner:
         self.max_in_flight = max_in_flight
         self.outcomes: Counter[tuple[str, str, str, Outcome]] = Counter()  # read by /metrics
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = False
 
     def submit(
         self,
@@ -125,10 +147,11 @@ class ShadowRunner:
         candidate_version: str,
         raw_input: Any,
         served_output: Any,
+        owner: str | None = None,
     ) -> None:
         """Start the candidate's call in the background (or drop it when enough are running)."""
         key = (wrapper, served_version, candidate_version)
-        if len(self._tasks) >= self.max_in_flight:
+        if self._stopped or len(self._tasks) >= self.max_in_flight:
             self.outcomes[(*key, "dropped")] += 1
             return
         row = {
@@ -138,6 +161,7 @@ class ShadowRunner:
             "candidate_version": candidate_version,
             "input": raw_input,
             "served_output": served_output,
+            "owner": owner,
         }
         task = asyncio.create_task(self._run(candidate, row), name=f"shadow-{wrapper}@{candidate_version}")
         self._tasks.add(task)
@@ -150,6 +174,10 @@ class ShadowRunner:
             answer = await candidate()
         except WrapserveError as error:
             row.update(candidate_output=None, error=f"{error.code}: {error.message}", agreed=False)
+            outcome = "error"
+        except Exception as error:  # a shadow must never surface; it is counted and recorded
+            log.exception("shadow call of %s@%s failed", row["wrapper"], row["candidate_version"])
+            row.update(candidate_output=None, error=f"internal_error: {type(error).__name__}", agreed=False)
             outcome = "error"
         else:
             agreed = _canonical(answer.output) == _canonical(row["served_output"])
@@ -169,6 +197,7 @@ class ShadowRunner:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def stop(self) -> None:
+        self._stopped = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)

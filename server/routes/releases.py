@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from server.http.middleware.auth import check_wrapper_allowed, visible_wrapper
+from server.http.middleware.auth import Caller, check_wrapper_allowed, visible_wrapper
 from server.state import ServerState, get_state
 
 __all__ = ["router"]
@@ -35,9 +35,14 @@ async def list_releases(state: State, request: Request) -> dict[str, Any]:
 
 @router.get("/{name}/shadow")
 async def shadow_answers(
-    name: str, state: State, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    name: str,
+    state: State,
+    request: Request,
+    caller: Caller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """The newest shadow comparisons of ``name``: input, served and candidate answers."""
+    """The newest shadow comparisons of ``name`` made with the caller's key: input, served and
+    candidate answers (a key never reads another key's inputs)."""
     check_wrapper_allowed(request, name)
-    rows = await asyncio.to_thread(state.shadow.store.recent, name, limit)
+    rows = await asyncio.to_thread(state.shadow.store.recent, name, limit, caller)
     return {"object": "list", "wrapper": name, "data": rows}

@@ -46,8 +46,8 @@ async def check_schema(
     schema, subject = body.json_schema, {}
     mode: CompileMode = "json"  # what a client's response_format compiles to
     if body.wrapper is not None:
+        check_wrapper_allowed(request, body.wrapper.partition("@")[0])
         wrapper, _ = state.wrappers.route(body.wrapper, body.version)  # a version or a channel
-        check_wrapper_allowed(request, wrapper.name)
         schema = wrapper.static_schema() or wrapper.Output.model_json_schema()
         mode, subject = "regex", {"wrapper": wrapper.name, "version": wrapper.version}
     try:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.http.middleware.auth import check_wrapper_allowed, visible_wrapper
+from server.http.middleware.auth import Caller, check_wrapper_allowed, visible_wrapper
 from server.invocation.service import Invocation, InvokeOptions, WrapperService
 from server.releases.channels import ROUTE_KEY_HEADER
 from server.state import ServerState, get_state
@@ -75,23 +75,31 @@ async def list_wrappers(service: Service, request: Request) -> dict[str, Any]:
 async def get_wrapper(
     name: str, service: Service, request: Request, version: str | None = None
 ) -> dict[str, Any]:
-    check_wrapper_allowed(request, name)
-    wrapper, _ = service.route(name, version)  # a channel names the version it serves now
-    return {**describe(wrapper), "versions": [w.version for w in service.registry.versions(wrapper.name)]}
+    check_wrapper_allowed(request, name.partition("@")[0])
+    # A channel names the version it serves now; a split, the one this caller's route key gets.
+    wrapper, route = service.route(name, version, request.headers.get(ROUTE_KEY_HEADER))
+    return {
+        **describe(wrapper),
+        "versions": [w.version for w in service.registry.versions(wrapper.name)],
+        **({"channel": route.channel} if route.channel else {}),
+        **({"split": route.split} if route.split else {}),
+    }
 
 
 @router.post("/{name}/invoke")
-async def invoke(name: str, body: InvokeRequest, service: Service, request: Request) -> dict[str, Any]:
+async def invoke(
+    name: str, body: InvokeRequest, service: Service, request: Request, caller: Caller
+) -> dict[str, Any]:
+    check_wrapper_allowed(request, name.partition("@")[0])
     wrapper, route = service.route(name, body.version, request.headers.get(ROUTE_KEY_HEADER))
-    check_wrapper_allowed(request, wrapper.name)
-    invocation = await service.invoke_routed(wrapper, route, body.input, body.options)
+    invocation = await service.invoke_routed(wrapper, route, body.input, body.options, owner=caller)
     return invocation.as_json()
 
 
 @router.post("/{name}/batch")
 async def batch(name: str, body: BatchRequest, service: Service, request: Request) -> dict[str, Any]:
+    check_wrapper_allowed(request, name.partition("@")[0])
     wrapper, route = service.route(name, body.version, request.headers.get(ROUTE_KEY_HEADER))
-    check_wrapper_allowed(request, wrapper.name)
     results = await service.invoke_many(wrapper, body.inputs, body.options, route)
     items: list[dict[str, Any]] = []
     for index, result in enumerate(results):

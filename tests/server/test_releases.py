@@ -137,7 +137,7 @@ def test_an_unknown_channel_and_a_bad_file_are_clear_errors(server: RunningServe
     apply(CHANNELS)
     missing = httpx.post(f"{server.base_url}/v1/wrappers/ticket-priority@beta/invoke", json={"input": TICKET})
     assert missing.status_code == 404
-    assert "no channel 'beta'" in missing.json()["error"]["message"]
+    assert "no version or channel 'beta'" in missing.json()["error"]["message"]
     assert "canary, stable" in missing.json()["error"]["message"]
     state = apply('[ticket-priority.channels]\nstable = { version = "9.9.9" }\n')
     assert "9.9.9" in state["last_error"] and "not served" in state["last_error"]
@@ -158,6 +158,7 @@ def test_a_calibration_softens_scores_and_abstains_below_its_threshold(
     assert calibrated["calibrated"] is True and calibrated["abstained"] is True
     assert calibrated["output"] == raw["output"]  # the ranking is kept
     assert max(calibrated["scores"].values()) < max(raw["scores"].values())
+    assert calibrated["raw_scores"] == pytest.approx(raw["scores"], abs=1e-4)  # what a new fit uses
     apply(f'[sentiment.calibration."{Sentiment.version}"]\ntemperature = 1.0\nmodel = "another-model"\n')
     assert "calibrated" not in invoke(server, Sentiment.ref(), body=text)  # fitted on another model
 

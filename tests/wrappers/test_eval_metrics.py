@@ -69,6 +69,41 @@ def test_score_metrics() -> None:
     assert metrics["agreement"] == 0.25 and metrics["within_one"] == 0.5
 
 
+def test_score_metrics_count_the_calls_their_error_leaves_out() -> None:
+    metrics = score_metrics(
+        cases(*({"input": {"text": str(i)}, "expected": {"score": 3}} for i in range(4))),
+        [{"score": 3}, None, None, {"score": 5}],
+        "score",
+    )
+    assert (metrics["answered"], metrics["failed"], metrics["mae"]) == (2, 2, 1.0)
+
+
+def test_an_accepted_label_is_right_everywhere_and_labels_of_any_type_compare_as_values() -> None:
+    metrics = label_metrics(
+        cases(
+            {"input": {"text": "a"}, "accept": {"label": ["pos", "neu"]}},
+            {"input": {"text": "b"}, "accept": {"label": ["pos", "neu"]}},
+            {"input": {"text": "c"}, "expected": {"label": "neg"}},
+        ),
+        [{"label": "neu"}, {"label": "neg"}, {"label": "neg"}],
+        "label",
+    )
+    assert metrics["accuracy"] == pytest.approx(2 / 3)
+    # the accepted "neu" is its own truth: a hit for neu, not a pos missed
+    assert metrics["confusion"]["neu"]["neu"] == 1 and metrics["confusion"]["pos"] == {
+        "neg": 1,
+        "neu": 0,
+        "pos": 0,
+    }
+    assert metrics["per_class"]["neu"]["precision"] == 1.0 and metrics["per_class"]["neu"]["recall"] == 1.0
+    flags = label_metrics(
+        cases(*({"input": {"text": str(i)}, "expected": {"urgent": v}} for i, v in enumerate([True, False]))),
+        [{"urgent": True}, {"urgent": True}],
+        "urgent",
+    )
+    assert flags["accuracy"] == 0.5 and flags["confusion"]["False"]["True"] == 1
+
+
 def test_checks_judge_generated_text() -> None:
     [case] = cases(
         {
@@ -215,7 +250,12 @@ def test_compare_lists_changed_cases_and_the_report_escapes_them(tmp_path: Path)
 
     a = add("1.0.0", ["x", "y", "z"], [True, False, True])
     b = add("1.1.0", ["q", "y2", "z"], [False, True, True])
+    golden = store.add_run(
+        created_at="t", model="m", wrapper="w", version="1.1.0", fingerprint="f", server_url="u", cases=[]
+    )
+    # by name, a dataset run beats a newer golden run
     assert resolve_run(store, "w@1") == b and resolve_run(store, f"#{a.id}") == a
+    assert resolve_run(store, f"#{golden.id}") == golden
     comparison = compare_runs(a, b, store)
     assert [(item.after.index, item.change) for item in comparison.changes] == [
         (0, "regressed"),

@@ -44,8 +44,12 @@ class Comparison:
         return sum(item.change == change for item in self.changes)
 
 
-def resolve_run(store: EvalStore, ref: str) -> StoredRun:
-    """A run by id (``12`` or ``#12``), or the latest run of ``NAME@VERSION`` (``1`` matches 1.x.y)."""
+def resolve_run(store: EvalStore, ref: str, like: StoredRun | None = None) -> StoredRun:
+    """A run by id (``12`` or ``#12``), or the latest run of ``NAME@VERSION`` (``1`` matches 1.x.y).
+
+    By name, a dataset run is preferred to a golden or stability run, and one on the same
+    dataset as ``like`` (the other side of a comparison) to one on another dataset.
+    """
     text = ref.removeprefix("#")
     if text.isdigit():
         run = store.run(int(text))
@@ -60,7 +64,14 @@ def resolve_run(store: EvalStore, ref: str) -> StoredRun:
     ]
     if not runs:
         raise ConfigurationError(f"no stored eval run of {ref}; run `wrapserve eval {ref}` first")
-    return runs[-1]
+    return max(
+        enumerate(runs),
+        key=lambda item: (
+            like is not None and item[1].dataset_hash == like.dataset_hash and item[1].kind == like.kind,
+            item[1].kind == "dataset",
+            item[0],
+        ),
+    )[1]
 
 
 def _answer(case: StoredCase) -> str:

@@ -4,7 +4,9 @@ The candidate's latest dataset run (on ``model``, by default the model of that r
 compared with the latest run of the channel's current version on the same dataset (same
 SHA-256) and the same model, on the dataset's headline figure: accuracy for labels, mean
 field exact match for extractions, mean absolute error (lower is better) for scores, the
-pass rate for checks. Missing evidence refuses too, saying which run to make.
+pass rate for checks. The two runs must be judged on the same figure, and for scores (whose
+error is over the answered cases only) the candidate may not fail more calls. Missing
+evidence refuses too, saying which run to make.
 """
 
 from __future__ import annotations
@@ -65,7 +67,15 @@ def gate(
         )
     baseline = theirs[-1]
     figure, value, higher = headline_figure(latest)
-    _, before, _ = headline_figure(baseline)
+    their_figure, before, _ = headline_figure(baseline)
+    if figure != their_figure:
+        return GateDecision(
+            False,
+            f"run #{latest.id} of {name}@{candidate} is judged on {figure} and run #{baseline.id} of"
+            f" {name}@{current} on {their_figure}; rerun both with the same wrapper metric",
+            latest,
+            baseline,
+        )
     worse = value < before if higher else value > before
     verdict = (
         f"{figure} of {name}@{candidate} {value:.3f} (run #{latest.id}) vs {name}@{current} {before:.3f}"
@@ -73,4 +83,17 @@ def gate(
     )
     if worse:
         return GateDecision(False, f"{verdict}: the candidate is worse", latest, baseline)
+    failed, failed_before = _failed(latest), _failed(baseline)
+    if failed > failed_before:
+        return GateDecision(
+            False,
+            f"{verdict}, but the candidate failed {failed} calls and {name}@{current} {failed_before}",
+            latest,
+            baseline,
+        )
     return GateDecision(True, verdict, latest, baseline)
+
+
+def _failed(run: StoredRun) -> int:
+    """Calls a figure leaves out (scores' error covers answered cases only); 0 where it counts them."""
+    return int(run.metrics.get("failed") or 0) if run.metrics.get("metric") == "scores" else 0

@@ -4,7 +4,8 @@ Every function takes the cases' expectations and the outputs (None where the cal
 which counts as wrong, never as skipped). ``labels``: accuracy, per-class precision,
 recall and F1, and a confusion matrix; ``fields``: per-field exact match, and for list
 fields micro precision/recall/F1 of the items as sets (entity lists match in any order);
-``scores``: mean absolute error and agreement (exact, and within one point).
+``scores``: mean absolute error over the answered cases (``failed`` counts the rest, and
+the promotion gate weighs it), and agreement (exact, and within one point) over all cases.
 """
 
 from __future__ import annotations
@@ -29,15 +30,22 @@ def _correct(case: EvalCase, field: str, value: Any) -> bool:
 
 
 def label_metrics(cases: Sequence[EvalCase], outputs: Outputs, field: str) -> dict[str, Any]:
-    pairs = [
-        (case, case.truth(field), ERROR_LABEL if output is None else str(output.get(field)))
-        for case, output in zip(cases, outputs, strict=True)
-        if case.truth(field) is not None
-    ]
-    labels = sorted({str(truth) for _, truth, _ in pairs} | {predicted for _, _, predicted in pairs})
+    # An accepted prediction is the case's truth for the confusion matrix, so accuracy and
+    # the per-class figures agree on which calls were right.
+    pairs: list[tuple[str, str, bool]] = []
+    for case, output in zip(cases, outputs, strict=True):
+        if case.truth(field) is None:
+            continue
+        if output is None:
+            pairs.append((str(case.truth(field)), ERROR_LABEL, False))
+            continue
+        value = output.get(field)
+        right = _correct(case, field, value)
+        pairs.append((str(value if right else case.truth(field)), str(value), right))
+    labels = sorted({truth for truth, _, _ in pairs} | {predicted for _, predicted, _ in pairs})
     confusion = {truth: dict.fromkeys(labels, 0) for truth in labels}
-    for _, truth, predicted in pairs:
-        confusion[str(truth)][predicted] += 1
+    for truth, predicted, _ in pairs:
+        confusion[truth][predicted] += 1
     per_class: dict[str, dict[str, float | int]] = {}
     for label in labels:
         if label == ERROR_LABEL:
@@ -49,7 +57,7 @@ def label_metrics(cases: Sequence[EvalCase], outputs: Outputs, field: str) -> di
         recall = true_positive / actual if actual else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": actual}
-    correct = sum(_correct(case, field, predicted) for case, _, predicted in pairs)
+    correct = sum(right for _, _, right in pairs)
     supported = [scores for scores in per_class.values() if scores["support"]]
     return {
         "metric": "labels",
@@ -124,6 +132,7 @@ def score_metrics(cases: Sequence[EvalCase], outputs: Outputs, field: str) -> di
         "field": field,
         "cases": len(judged),
         "answered": len(answered),
+        "failed": len(judged) - len(answered),
         "mae": sum(errors) / len(errors) if errors else None,
         "agreement": sum(error == 0 for error in errors) / len(judged) if judged else 0.0,
         "within_one": sum(error <= 1 for error in errors) / len(judged) if judged else 0.0,

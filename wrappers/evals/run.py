@@ -69,9 +69,9 @@ def _judge(index: int, case: EvalCase, item: dict[str, Any]) -> StoredCase:
         message = f"{error.get('code')}: {error.get('message')}"
         return StoredCase(index, case.input, None, message, (), False, False)
     failures = tuple(case.failures(item["output"]))
-    return StoredCase(
-        index, case.input, item["output"], None, failures, True, not failures, item.get("scores")
-    )
+    # The model's own scores: a calibration is fitted on them, never on already calibrated ones.
+    scores = item.get("raw_scores") or item.get("scores")
+    return StoredCase(index, case.input, item["output"], None, failures, True, not failures, scores)
 
 
 def _calibration(metrics: dict[str, Any], dataset: Dataset, cases: list[StoredCase]) -> dict[str, Any] | None:

@@ -127,7 +127,12 @@ class EvalStore:
                 present = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
                 for name, definition in columns.items():
                     if name not in present:
-                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+                        try:
+                            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+                        except sqlite3.OperationalError as error:
+                            # "duplicate column": another process upgraded it first, which is fine
+                            if "duplicate column" not in str(error):
+                                raise
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

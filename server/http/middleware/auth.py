@@ -179,10 +179,14 @@ def check_wrapper_allowed(request: Request, wrapper: str) -> None:
         raise Forbidden(f"this API key may not call the wrapper {wrapper!r}", param="model")
 
 
-async def caller_key(request: Request) -> str | None:
+def caller_digest(request: Request) -> str | None:
     """The caller's API key digest; None when no keys are configured (one tenant)."""
     digest: str | None = request.scope.get(KEY_SCOPE)
     return digest
+
+
+async def caller_key(request: Request) -> str | None:
+    return caller_digest(request)
 
 
 # A route parameter: whose files and batches the caller may see.

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from server.http.middleware.auth import check_raw_model_allowed, check_wrapper_allowed
+from server.http.middleware.auth import caller_digest, check_raw_model_allowed, check_wrapper_allowed
 from server.http.middleware.observe import note_wrapper
 from server.openai import params
 from server.openai.chat.serving import chat_completion_from, prepare_chat
@@ -33,7 +33,8 @@ async def create_chat_completion(
         name = ref.partition("@")[0]
         check_wrapper_allowed(request, name)  # the per-key allow-list (server/http/middleware/auth.py)
         note_wrapper(request.scope, name)  # the metrics' wrapper label (only registered names count)
-        return await wrapper_chat(body, state, ref, request.headers.get(ROUTE_KEY_HEADER))
+        route_key = request.headers.get(ROUTE_KEY_HEADER)
+        return await wrapper_chat(body, state, ref, route_key, caller_digest(request))
     check_raw_model_allowed(request)
     params.check_model(body.model, state.manifest.id)
     engine = state.require_engine()

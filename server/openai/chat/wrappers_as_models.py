@@ -140,11 +140,16 @@ def _completion(invocation: Invocation) -> ChatCompletion:
 
 
 async def wrapper_completion(
-    body: ChatCompletionRequest, state: ServerState, ref: str, route_key: str | None = None
+    body: ChatCompletionRequest,
+    state: ServerState,
+    ref: str,
+    route_key: str | None = None,
+    owner: str | None = None,
 ) -> ChatCompletion:
     """Run the wrapper ``ref`` (``body.model`` less its ``wrapper:`` prefix; a version or a
     channel after ``@``) on the last user message; the answer as a chat completion (the
-    Responses API builds on it too). ``route_key``: the caller's sticky key for splits."""
+    Responses API builds on it too). ``route_key``: the caller's sticky key for splits;
+    ``owner``: the caller's API key digest, who may read the call's shadow comparison."""
     try:
         wrapper, route = state.wrappers.route(ref, None, route_key)
     except NotFound as error:
@@ -153,14 +158,20 @@ async def wrapper_completion(
         ) from None
     _refuse_unsupported(body)
     options = _options(body, state)
-    invocation = await state.wrappers.invoke_routed(wrapper, route, wrapper_input(wrapper, body), options)
+    invocation = await state.wrappers.invoke_routed(
+        wrapper, route, wrapper_input(wrapper, body), options, owner=owner
+    )
     return _completion(invocation)
 
 
 async def wrapper_chat(
-    body: ChatCompletionRequest, state: ServerState, ref: str, route_key: str | None = None
+    body: ChatCompletionRequest,
+    state: ServerState,
+    ref: str,
+    route_key: str | None = None,
+    owner: str | None = None,
 ) -> Response:
-    completion = await wrapper_completion(body, state, ref, route_key)
+    completion = await wrapper_completion(body, state, ref, route_key, owner)
     if body.stream:
         return EventStream(completion.id, _one_chunk_stream(completion, include_usage(body.stream_options)))
     return JSONResponse(completion.model_dump(mode="json"))

@@ -17,7 +17,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from server.engine.protocol import GeneratedChoice, GenerationResult
-from server.http.middleware.auth import Caller, check_raw_model_allowed, check_wrapper_allowed
+from server.http.middleware.auth import (
+    Caller,
+    caller_digest,
+    check_raw_model_allowed,
+    check_wrapper_allowed,
+)
 from server.http.middleware.observe import note_wrapper
 from server.invocation.service import InputInvalid
 from server.openai import params
@@ -80,7 +85,8 @@ async def _run_wrapper(
             "max_completion_tokens": body.max_output_tokens,
         }
     )
-    return await wrapper_completion(chat, state, ref, request.headers.get(ROUTE_KEY_HEADER))
+    route_key = request.headers.get(ROUTE_KEY_HEADER)
+    return await wrapper_completion(chat, state, ref, route_key, caller_digest(request))
 
 
 async def _prompt_wrapper(body: ResponsesRequest, state: ServerState, request: Request) -> ChatCompletion:
