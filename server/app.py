@@ -27,6 +27,7 @@ from server.openai.responses.store import ResponseStore
 from server.routes import health, releases, schemas, wrappers
 from server.settings import Settings
 from server.state import EngineFactory, ServerState
+from server.storage.database import open_database
 from server.structured.grammar import GrammarCompiler
 from wrappers.catalogue import BUILTINS
 from wrappers.errors import WrapserveError
@@ -95,7 +96,12 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
         admission=admission,
     )
     metrics = Metrics(lambda: state)  # reads the state's live gauges when scraped
-    jobs = BatchJobs(BatchStore(settings.state_db), settings.limits, lambda name: name in registry.names())
+    jobs = BatchJobs(
+        BatchStore(open_database(settings.database_url, settings.state_db)),
+        settings.limits,
+        lambda name: name in registry.names(),
+        lease_s=settings.batch_lease_s,
+    )
     stored_responses = ResponseStore(settings.state_db, settings.limits)
 
     @contextlib.asynccontextmanager

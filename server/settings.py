@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     # Release channels, splits, shadows and calibrations (server/releases/config.py); read at
     # start and on SIGHUP. Absent file: no channels.
     releases_file: Path | None = None
+    # Where files, batches and their results live: unset, the SQLite file HOME/wrapserve.sqlite3;
+    # postgresql://USER:PASS@HOST:PORT/DB for replicas that share them (server/storage/).
+    database_url: str | None = None
+    # How long a runner holds a batch request it claimed without renewing (it renews every
+    # third of it): how soon another replica takes over the requests of one that died.
+    batch_lease_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     # Shadow calls running at once, at most; more are dropped (and counted), never queued.
     shadow_max_in_flight: int = Field(default=2, ge=0, le=64)
 

@@ -153,3 +153,39 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 def http(server: RunningServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.base_url, timeout=300) as client:
         yield client
+
+
+# -- the databases durable state can live in ---------------------------------------------
+
+POSTGRES_URL_ENV = "WRAPSERVE_TEST_DATABASE_URL"  # scripts/postgres.sh starts one and prints it
+STORE_TABLES = ("batch_items", "batches", "files")
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL's URL; the test skips without one, or fails where CI requires it."""
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if url:
+        return url
+    reason = f"no PostgreSQL for the shared-store tests: set {POSTGRES_URL_ENV} (scripts/postgres.sh)"
+    if os.environ.get("WRAPSERVE_TEST_REQUIRE_POSTGRES"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def fresh_postgres() -> str:
+    """The test PostgreSQL, its store tables dropped: each test starts from an empty store."""
+    from server.storage.database import open_database
+
+    url = postgres_url()
+    database = open_database(url, Path("unused"))
+    database.execute(f"DROP TABLE IF EXISTS {', '.join(STORE_TABLES)} CASCADE")
+    database.close()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on both backends: a fresh SQLite file, and the test PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    return fresh_postgres()

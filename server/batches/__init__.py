@@ -1,1 +1,1 @@
-"""Batch jobs: OpenAI's files and batches APIs over a durable SQLite store, and offline runs."""
+"""Batch jobs: OpenAI's files and batches APIs over a durable, leased store, and offline runs."""

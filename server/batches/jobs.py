@@ -33,9 +33,16 @@ class FileTooLarge(BadRequest):
 class BatchJobs:
     """The store of files and batches, and the task that runs them."""
 
-    def __init__(self, store: BatchStore, limits: Limits, known_wrapper: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        store: BatchStore,
+        limits: Limits,
+        known_wrapper: Callable[[str], bool],
+        lease_s: float = 30.0,
+    ) -> None:
         self.store = store
         self.limits = limits
+        self.lease_s = lease_s
         self._known_wrapper = known_wrapper
         self.run_jobs = True  # False in `wrapserve batch run`: that process runs only its own file
         self._runner: BatchRunner | None = None
@@ -55,6 +62,7 @@ class BatchJobs:
             in_flight=self.limits.max_batch_in_flight,
             lifecycle=lifecycle,
             known_wrapper=self._known_wrapper,
+            lease_s=self.lease_s,
         )
         self._task = asyncio.create_task(self._runner.run(), name="batch-runner")
 

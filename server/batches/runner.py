@@ -1,10 +1,13 @@
-"""The background task that runs batch jobs: resumable, bounded, one commit per result.
+"""The background task that runs batch jobs: resumable, bounded, leased, one commit per result.
 
-On start it waits for the engine, then picks up every unfinished batch in the store,
-so a server killed mid-job simply carries on after a restart: requests that had a
-result keep it, the rest run. Up to ``in_flight`` requests of a batch run at once, so
-the engine sees one large continuous batch. Cancelling stops new requests, aborts
-the running ones, and closes the batch with the results it has.
+On start it waits for the engine, then works through every unfinished batch in the store,
+and looks again whenever a batch is created here and every few seconds (a batch created
+through another replica, or one whose runner died). It claims requests under a lease
+(``BatchStore.claim_items``) and renews it while they run, so runners of several replicas
+share a batch and a dead one's requests are taken over when its lease runs out; a
+request that has a result keeps it. Up to ``in_flight`` requests run at once, so the
+engine sees one large continuous batch. Cancelling stops new requests, aborts the
+running ones, and closes the batch with the results it has.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +31,7 @@ __all__ = ["BatchRunner"]
 log = logging.getLogger("wrapserve.batches")
 
 READY_POLL_S = 0.5
+MAX_IDLE_POLL_S = 5.0  # how often an idle runner looks for other replicas' work
 
 
 class BatchRunner:
@@ -38,6 +45,7 @@ class BatchRunner:
         in_flight: int,
         lifecycle: Lifecycle,
         known_wrapper: Callable[[str], bool],
+        lease_s: float = 30.0,
     ) -> None:
         self._store = store
         self._dispatcher = dispatcher
@@ -47,6 +55,10 @@ class BatchRunner:
         self._wake = asyncio.Event()
         self._cancels: dict[str, asyncio.Event] = {}
         self.current: str | None = None  # the batch whose requests are running now
+        self.lease_s = lease_s
+        # Who holds a lease: unique per process, readable in the store by an operator.
+        self.runner_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._idle_poll_s = min(MAX_IDLE_POLL_S, lease_s / 3)
 
     # -- called by the routes ------------------------------------------------------------
 
@@ -75,21 +87,23 @@ class BatchRunner:
         resumed = self._store.unfinished_batch_ids()
         if resumed:
             log.info("resuming %d unfinished batch job(s)", len(resumed))
-        while True:
-            self._wake.clear()
-            batch_ids = self._store.unfinished_batch_ids()
-            for batch_id in batch_ids:
-                try:
-                    await self._run_batch(batch_id)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("batch %s: unexpected error; retrying in 5 s", batch_id)
-                    await asyncio.sleep(5)
-                if not await self._engine_ready():
-                    return
-            if not batch_ids:
-                await self._wake.wait()
+        try:
+            while True:
+                self._wake.clear()
+                for batch_id in self._store.unfinished_batch_ids():
+                    try:
+                        await self._run_batch(batch_id)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("batch %s: unexpected error; retrying in 5 s", batch_id)
+                        await asyncio.sleep(5)
+                    if not await self._engine_ready():
+                        return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
+        finally:
+            self._store.release_leases(self.runner_id)  # others may take them at once
 
     async def _run_batch(self, batch_id: str) -> None:
         store = self._store
@@ -97,9 +111,9 @@ class BatchRunner:
         if status == "validating":
             problems = self._validate(batch_id)
             if problems:
-                store.transition(batch_id, ("validating",), "failed")
-                store.set_status(batch_id, "failed", errors=problems)
-                log.warning("batch %s failed validation: %s", batch_id, problems[0]["message"])
+                if store.transition(batch_id, ("validating",), "failed"):
+                    store.set_status(batch_id, "failed", errors=problems)
+                    log.warning("batch %s failed validation: %s", batch_id, problems[0]["message"])
                 return
             store.transition(batch_id, ("validating",), "in_progress")
         if store.get_batch(batch_id).status == "in_progress":
@@ -108,8 +122,9 @@ class BatchRunner:
                 await self._run_items(batch_id)
             finally:
                 self.current = None
+                store.release_leases(self.runner_id, batch_id)
             if store.pending_items(batch_id):
-                return  # the engine went away mid-batch; the rest runs after the restart
+                return  # held by another runner, or the engine went away: looked at again later
             store.transition(batch_id, ("in_progress",), "finalizing")
         status = store.get_batch(batch_id).status
         if status in ("finalizing", "cancelling"):
@@ -142,39 +157,55 @@ class BatchRunner:
         return problems
 
     async def _run_items(self, batch_id: str) -> None:
-        queue = list(reversed(self._store.pending_items(batch_id)))
-        owner_key = self._store.get_batch(batch_id).owner_key
+        store = self._store
+        owner_key = store.get_batch(batch_id).owner_key
         cancelled = self._cancels.setdefault(batch_id, asyncio.Event())
+        queue: list[PendingItem] = []  # claimed here, not yet started; next one last
+
+        def next_item() -> PendingItem | None:
+            if not queue:
+                claimed = store.claim_items(batch_id, self.runner_id, self._in_flight, self.lease_s)
+                queue.extend(reversed(claimed))
+            return queue.pop() if queue else None
 
         async def worker() -> None:
-            while queue and not cancelled.is_set():
-                item = queue.pop()
+            while not cancelled.is_set() and (item := next_item()) is not None:
                 response = await self._execute(item, owner_key)
                 if response is None:  # the engine went away; the item stays pending
                     return
-                self._store.record_result(
+                store.record_result(
                     batch_id, item.custom_id, response.status_code, response.request_id, response.body
                 )
+
+        async def keep_leases() -> None:
+            """Renew what this runner holds; stop when the batch stops running (a cancel made
+            through another replica, say)."""
+            while True:
+                await asyncio.sleep(self.lease_s / 3)
+                store.renew_leases(self.runner_id, self.lease_s)
+                if store.get_batch(batch_id).status != "in_progress":
+                    cancelled.set()
 
         async def watch() -> None:
             await cancelled.wait()
 
-        workers = [asyncio.create_task(worker()) for _ in range(min(self._in_flight, len(queue)))]
-        watcher = asyncio.create_task(watch())
+        workers = [asyncio.create_task(worker()) for _ in range(self._in_flight)]
+        helpers = [asyncio.create_task(watch()), asyncio.create_task(keep_leases())]
         try:
             running: set[asyncio.Task[None]] = set(workers)
             while running:
-                done, running = await asyncio.wait(running | {watcher}, return_when=asyncio.FIRST_COMPLETED)
-                running.discard(watcher)
+                done, running = await asyncio.wait(
+                    running | set(helpers), return_when=asyncio.FIRST_COMPLETED
+                )
+                running -= set(helpers)
                 for task in done:
-                    if task is not watcher:
-                        task.result()  # surface a worker's unexpected error
-                if watcher in done:
+                    task.result()  # surface a worker's (or the lease keeper's) unexpected error
+                if helpers[0] in done:
                     break
         finally:
-            for task in [*workers, watcher]:
+            for task in [*workers, *helpers]:
                 task.cancel()
-            for task in [*workers, watcher]:
+            for task in [*workers, *helpers]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 

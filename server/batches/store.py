@@ -1,22 +1,21 @@
-"""Durable batch state: files, batches and one row per request, in one SQLite file (WAL).
+"""Durable batch state: files, batches and one row per request, in SQLite (WAL) or PostgreSQL.
 
 Every result is committed on its own the moment it arrives, and a request's row can be
 completed only once (``UPDATE ... WHERE state = 'pending'`` on a row keyed by
 ``(batch_id, custom_id)``), so a server killed at any instant loses only requests that
-were still running; they stay pending and run again after a restart. Output files are
-built from the completed rows in line order, in the same transaction that completes
-the batch.
+were still running. Requests are run under leases: a runner claims pending rows for
+``lease_s`` seconds and renews them while it works, so when a replica (or a process)
+dies its rows are claimed by another once the lease runs out, and a row answered by
+both is still answered once. Output files are built from the completed rows in line
+order, in the same transaction that completes the batch.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from server.batches.jsonl import BatchLine, result_line
@@ -28,6 +27,8 @@ from server.batches.records import (
     PendingItem,
     Status,
 )
+from server.batches.tables import ADDED_COLUMNS, SCHEMA
+from server.storage.database import Database
 from wrappers.errors import BadRequest, Conflict, NotFound
 
 __all__ = [
@@ -43,51 +44,10 @@ __all__ = [
 
 _TIMESTAMPED = {"in_progress", "finalizing", "completed", "failed", "cancelling", "cancelled"}
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (
-    id TEXT PRIMARY KEY,
-    filename TEXT NOT NULL,
-    purpose TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    content BLOB NOT NULL,
-    owner_key TEXT  -- SHA-256 digest of the uploader's API key (a batch's output: the batch's)
-);
-CREATE TABLE IF NOT EXISTS batches (
-    id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    endpoint TEXT NOT NULL,
-    input_file_id TEXT NOT NULL,
-    completion_window TEXT NOT NULL,
-    status TEXT NOT NULL,
-    output_file_id TEXT,
-    error_file_id TEXT,
-    created_at INTEGER NOT NULL,
-    in_progress_at INTEGER,
-    finalizing_at INTEGER,
-    completed_at INTEGER,
-    failed_at INTEGER,
-    cancelling_at INTEGER,
-    cancelled_at INTEGER,
-    metadata TEXT,
-    errors TEXT,
-    owner_key TEXT  -- SHA-256 digest of the creator's API key; batch lines run with its rights
-);
-CREATE TABLE IF NOT EXISTS batch_items (
-    batch_id TEXT NOT NULL REFERENCES batches(id),
-    line_no INTEGER NOT NULL,
-    custom_id TEXT NOT NULL,
-    request TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done')),
-    result_id TEXT,
-    request_id TEXT,
-    status_code INTEGER,
-    body TEXT,
-    PRIMARY KEY (batch_id, line_no),
-    UNIQUE (batch_id, custom_id)
-);
-CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items (batch_id, state);
-"""
+
+def _pending(row: Mapping[str, Any]) -> PendingItem:
+    request = json.loads(row["request"])
+    return PendingItem(row["line_no"], row["custom_id"], request["method"], request["url"], request["body"])
 
 
 class BatchNotCancellable(BadRequest):
@@ -99,7 +59,7 @@ def _now() -> int:
     return int(time.time())
 
 
-def _result_line(item: sqlite3.Row) -> bytes:
+def _result_line(item: Mapping[str, Any]) -> bytes:
     return result_line(
         item["result_id"],
         item["custom_id"],
@@ -112,45 +72,32 @@ def _result_line(item: sqlite3.Row) -> bytes:
 # Who may see a row: with API keys configured, a caller sees only the files and batches made
 # with its own key (someone else's id answers 404, as an unknown one does); ``viewer`` None
 # (no keys configured, or the server's own runner) sees every row.
-_VISIBLE = "(:viewer IS NULL OR owner_key = :viewer)"
+_VISIBLE = "(CAST(:viewer AS TEXT) IS NULL OR owner_key = :viewer)"
 
 
 class BatchStore:
-    """Files, batches and per-request results in ``path`` (SQLite, WAL). Event-loop thread only.
+    """Files, batches and per-request results in ``db`` (one store per process, on its event loop).
 
     Reads that serve a caller take ``viewer``, the caller's API key digest (None: all rows).
     """
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
-        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(files)")}
-        if "owner_key" not in columns:  # a store from before files had owners
-            self._db.execute("ALTER TABLE files ADD COLUMN owner_key TEXT")
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.where = db.where
+        db.executescript(SCHEMA.format(blob=db.blob))
+        for table, columns in ADDED_COLUMNS.items():
+            present = db.columns(table)
+            for name, definition in columns.items():
+                if name not in present:  # a store from before this column existed
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
 
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
     # -- files ---------------------------------------------------------------------------
 
     def _insert_file(
-        self, db: sqlite3.Connection, filename: str, purpose: str, content: bytes, owner_key: str | None
+        self, db: Database, filename: str, purpose: str, content: bytes, owner_key: str | None
     ) -> FileRecord:
         record = FileRecord(f"file-{secrets.token_hex(12)}", filename, purpose, len(content), _now())
         db.execute(
@@ -163,7 +110,7 @@ class BatchStore:
     def create_file(
         self, filename: str, purpose: str, content: bytes, owner_key: str | None = None
     ) -> FileRecord:
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             return self._insert_file(db, filename, purpose, content, owner_key)
 
     def get_file(self, file_id: str, viewer: str | None = None) -> FileRecord:
@@ -178,7 +125,8 @@ class BatchStore:
     def list_files(self, purpose: str | None = None, viewer: str | None = None) -> list[FileRecord]:
         rows = self._db.execute(
             "SELECT id, filename, purpose, bytes, created_at FROM files "
-            f"WHERE (:purpose IS NULL OR purpose = :purpose) AND {_VISIBLE} ORDER BY created_at, id",
+            f"WHERE (CAST(:purpose AS TEXT) IS NULL OR purpose = :purpose) AND {_VISIBLE}"
+            " ORDER BY created_at, id",
             {"purpose": purpose, "viewer": viewer},
         ).fetchall()
         return [FileRecord(**dict(row)) for row in rows]
@@ -193,7 +141,7 @@ class BatchStore:
 
     def delete_file(self, file_id: str, viewer: str | None = None) -> None:
         """Delete a file, unless an unfinished batch reads it (it would have nothing to resume from)."""
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             found = db.execute(
                 f"SELECT id FROM files WHERE id = :id AND {_VISIBLE}", {"id": file_id, "viewer": viewer}
             ).fetchone()
@@ -224,8 +172,10 @@ class BatchStore:
         owner_key: str | None = None,
     ) -> BatchRecord:
         batch_id = f"batch_{secrets.token_hex(12)}"
-        with self._transaction() as db:
-            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches").fetchone()[0]
+        with self._db.transaction(serialise="batches") as db:
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 AS next_seq FROM batches").fetchone()[
+                "next_seq"
+            ]
             db.execute(
                 "INSERT INTO batches (id, seq, endpoint, input_file_id, completion_window, status, "
                 "created_at, metadata, owner_key) VALUES (?, ?, ?, ?, ?, 'validating', ?, ?, ?)",
@@ -248,13 +198,13 @@ class BatchStore:
 
     def _counts(self, batch_id: str) -> BatchCounts:
         row = self._db.execute(
-            "SELECT COUNT(*), "
-            "COALESCE(SUM(state = 'done' AND status_code < 300), 0), "
-            "COALESCE(SUM(state = 'done' AND status_code >= 300), 0) "
+            "SELECT COUNT(*) AS total, "
+            "COALESCE(SUM(CASE WHEN state = 'done' AND status_code < 300 THEN 1 ELSE 0 END), 0) AS ok, "
+            "COALESCE(SUM(CASE WHEN state = 'done' AND status_code >= 300 THEN 1 ELSE 0 END), 0) AS failed "
             "FROM batch_items WHERE batch_id = ?",
             (batch_id,),
         ).fetchone()
-        return BatchCounts(int(row[0]), int(row[1]), int(row[2]))
+        return BatchCounts(int(row["total"]), int(row["ok"]), int(row["failed"]))
 
     def get_batch(self, batch_id: str, viewer: str | None = None) -> BatchRecord:
         row = self._db.execute(
@@ -292,7 +242,7 @@ class BatchStore:
 
     def set_status(self, batch_id: str, status: Status, errors: list[dict[str, Any]] | None = None) -> None:
         stamp = f", {status}_at = :now" if status in _TIMESTAMPED else ""
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             db.execute(
                 f"UPDATE batches SET status = :status{stamp}, errors = COALESCE(:errors, errors) WHERE id = :id",
                 {
@@ -307,7 +257,7 @@ class BatchStore:
         """Move a batch from one of ``before`` to ``after``; False if it was in another state."""
         stamp = f", {after}_at = ?" if after in _TIMESTAMPED else ""
         marks = ",".join("?" for _ in before)
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             cursor = db.execute(
                 f"UPDATE batches SET status = ?{stamp} WHERE id = ? AND status IN ({marks})",
                 (after, *([_now()] if stamp else []), batch_id, *before),
@@ -325,26 +275,50 @@ class BatchStore:
     # -- items ---------------------------------------------------------------------------
 
     def pending_items(self, batch_id: str) -> list[PendingItem]:
+        """Every request of the batch still without a result, leased or not."""
         rows = self._db.execute(
             "SELECT line_no, custom_id, request FROM batch_items "
             "WHERE batch_id = ? AND state = 'pending' ORDER BY line_no",
             (batch_id,),
         ).fetchall()
-        items = []
-        for row in rows:
-            request = json.loads(row["request"])
-            items.append(
-                PendingItem(
-                    row["line_no"], row["custom_id"], request["method"], request["url"], request["body"]
-                )
+        return [_pending(row) for row in rows]
+
+    def claim_items(self, batch_id: str, runner: str, limit: int, lease_s: float) -> list[PendingItem]:
+        """Lease up to ``limit`` pending requests that nobody holds (or whose lease ran out)."""
+        now = time.time()
+        with self._db.transaction() as db:
+            rows = db.execute(
+                "SELECT line_no, custom_id, request FROM batch_items WHERE batch_id = ? AND state = 'pending'"
+                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY line_no LIMIT ?" + db.skip_locked,
+                (batch_id, now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE batch_items SET lease_owner = ?, lease_until = ? WHERE batch_id = ? AND line_no = ?",
+                [(runner, now + lease_s, batch_id, row["line_no"]) for row in rows],
             )
-        return items
+        return [_pending(row) for row in rows]
+
+    def renew_leases(self, runner: str, lease_s: float) -> int:
+        """Extend every lease ``runner`` holds on a request still pending; how many it holds."""
+        cursor = self._db.execute(
+            "UPDATE batch_items SET lease_until = ? WHERE lease_owner = ? AND state = 'pending'",
+            (time.time() + lease_s, runner),
+        )
+        return cursor.rowcount
+
+    def release_leases(self, runner: str, batch_id: str | None = None) -> None:
+        """Give up ``runner``'s unfinished requests (all, or one batch's) for others to claim now."""
+        self._db.execute(
+            "UPDATE batch_items SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = :runner"
+            " AND state = 'pending' AND (CAST(:batch AS TEXT) IS NULL OR batch_id = :batch)",
+            {"runner": runner, "batch": batch_id},
+        )
 
     def record_result(
         self, batch_id: str, custom_id: str, status_code: int, request_id: str, body: Any
     ) -> bool:
         """Commit one request's result. False (and nothing written) if it already has one."""
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             cursor = db.execute(
                 "UPDATE batch_items SET state = 'done', result_id = ?, request_id = ?, status_code = ?, body = ? "
                 "WHERE batch_id = ? AND custom_id = ? AND state = 'pending'",
@@ -362,8 +336,10 @@ class BatchStore:
     def finalize(self, batch_id: str, status: Literal["completed", "cancelled"]) -> BatchRecord:
         """Write the output and error files from the done rows and close the batch, atomically."""
         expected = "finalizing" if status == "completed" else "cancelling"
-        with self._transaction() as db:
-            current = db.execute("SELECT status, owner_key FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        with self._db.transaction() as db:
+            current = db.execute(
+                f"SELECT status, owner_key FROM batches WHERE id = ?{db.for_update}", (batch_id,)
+            ).fetchone()
             if current is None or current["status"] != expected:
                 return self.get_batch(batch_id)
             rows = db.execute(

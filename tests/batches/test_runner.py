@@ -17,6 +17,7 @@ from server.batches.runner import BatchRunner
 from server.batches.store import BatchStore
 from server.http.errors import install_error_handlers
 from server.lifecycle import Lifecycle
+from server.storage.database import open_sqlite
 from wrappers.errors import BadRequest
 
 URL = "/v1/wrappers/echo/invoke"
@@ -56,7 +57,7 @@ async def wait_until(condition: Any) -> None:
 
 async def test_a_stopped_runner_resumes_without_losing_or_repeating(tmp_path: Path) -> None:
     names = [f"n{i}" for i in range(30)] + ["bad"]
-    store = BatchStore(tmp_path / "db.sqlite3")
+    store = BatchStore(open_sqlite(tmp_path / "db.sqlite3"))
     batch = store.create_batch(URL, "file-x", "24h", None, lines(names))
     calls: Counter[str] = Counter()
     gate = asyncio.Event()
@@ -70,7 +71,7 @@ async def test_a_stopped_runner_resumes_without_losing_or_repeating(tmp_path: Pa
     await asyncio.gather(task, return_exceptions=True)
     store.close()
 
-    store = BatchStore(tmp_path / "db.sqlite3")
+    store = BatchStore(open_sqlite(tmp_path / "db.sqlite3"))
     before = store.get_batch(batch.id)
     assert before.status == "in_progress" and 7 <= before.counts.done < len(names)
     gate.set()
@@ -95,7 +96,7 @@ async def test_a_stopped_runner_resumes_without_losing_or_repeating(tmp_path: Pa
 
 
 async def test_cancel_aborts_running_lines_and_closes_with_what_finished(tmp_path: Path) -> None:
-    store = BatchStore(tmp_path / "db.sqlite3")
+    store = BatchStore(open_sqlite(tmp_path / "db.sqlite3"))
     batch = store.create_batch(URL, "file-x", "24h", None, lines([f"c{i}" for i in range(20)]))
     calls: Counter[str] = Counter()
     app = echo_app(calls, asyncio.Event(), free=5)  # the gate never opens: lines 6+ hang
@@ -115,7 +116,7 @@ async def test_cancel_aborts_running_lines_and_closes_with_what_finished(tmp_pat
 
 
 async def test_a_batch_waits_for_the_engine(tmp_path: Path) -> None:
-    store = BatchStore(tmp_path / "db.sqlite3")
+    store = BatchStore(open_sqlite(tmp_path / "db.sqlite3"))
     batch = store.create_batch(URL, "file-x", "24h", None, lines(["a"]))
     lifecycle = Lifecycle()
     calls: Counter[str] = Counter()
@@ -137,7 +138,7 @@ async def test_a_batch_waits_for_the_engine(tmp_path: Path) -> None:
 
 
 async def test_a_batch_whose_wrapper_disappeared_fails_validation(tmp_path: Path) -> None:
-    store = BatchStore(tmp_path / "db.sqlite3")
+    store = BatchStore(open_sqlite(tmp_path / "db.sqlite3"))
     batch = store.create_batch(URL, "file-x", "24h", None, lines(["a", "b"]))
     calls: Counter[str] = Counter()
     runner = BatchRunner(

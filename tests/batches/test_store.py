@@ -1,14 +1,17 @@
-"""The SQLite store: one result per request, survives reopening, output in line order."""
+"""The batch store on both backends (SQLite and PostgreSQL): one result per request, leases,
+survives reopening, output in line order."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from server.batches.jsonl import BatchLine
 from server.batches.store import BatchNotCancellable, BatchStore
+from server.storage.database import open_database, open_sqlite
 from wrappers.errors import Conflict, NotFound
 
 URL = "/v1/wrappers/sentiment/invoke"
@@ -19,18 +22,20 @@ def lines(n: int) -> list[BatchLine]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> BatchStore:
-    return BatchStore(tmp_path / "state.sqlite3")
+def store(database_url: str) -> Iterator[BatchStore]:
+    opened = BatchStore(open_database(database_url, Path("unused")))
+    yield opened
+    opened.close()
 
 
 def test_wal_and_reopen_keeps_everything(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
-    first = BatchStore(path)
+    first = BatchStore(open_sqlite(path))
     file = first.create_file("in.jsonl", "batch", b"abc")
     batch = first.create_batch(URL, file.id, "24h", {"k": "v"}, lines(3))
     assert first.record_result(batch.id, "req-1", 200, "req_x", {"output": 1})
     first.close()  # a restart; WAL readers see every committed row
-    second = BatchStore(path)
+    second = BatchStore(open_sqlite(path))
     assert second._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert second.file_content(file.id) == b"abc"
     again = second.get_batch(batch.id)
@@ -150,7 +155,7 @@ def test_a_store_from_before_files_had_owners_is_upgraded_in_place(tmp_path: Pat
     old.execute("INSERT INTO files VALUES ('file-old', 'in.jsonl', 'batch', 3, 1, x'616263')")
     old.commit()
     old.close()
-    store = BatchStore(path)
+    store = BatchStore(open_sqlite(path))
     assert store.file_content("file-old") == b"abc"  # kept, visible without keys
     with pytest.raises(NotFound):
         store.get_file("file-old", "key-a")  # ownerless: no key's own
@@ -172,3 +177,24 @@ def test_a_file_is_deleted_unless_an_unfinished_batch_reads_it(store: BatchStore
     other = store.create_file("in.jsonl", "batch", b"x", owner_key="a")
     with pytest.raises(NotFound):  # another key's file is as unknown as a missing one
         store.delete_file(other.id, viewer="b")
+
+
+def test_leases_share_the_pending_requests_and_expire(store: BatchStore) -> None:
+    batch = store.create_batch(URL, "file-x", "24h", None, lines(5))
+    a = store.claim_items(batch.id, "runner-a", 3, lease_s=60)
+    b = store.claim_items(batch.id, "runner-b", 3, lease_s=60)
+    assert [item.custom_id for item in a] == ["req-0", "req-1", "req-2"]
+    assert [item.custom_id for item in b] == ["req-3", "req-4"]  # never one a holds
+    assert store.claim_items(batch.id, "runner-c", 3, lease_s=60) == []
+    assert store.record_result(batch.id, "req-0", 200, "req_a", {"n": 0})
+    assert store.renew_leases("runner-a", 60) == 2  # req-0 has its result: no longer held
+    store.release_leases("runner-b", batch.id)  # b stopped: its requests are free at once
+    assert [item.custom_id for item in store.claim_items(batch.id, "runner-c", 9, 60)] == ["req-3", "req-4"]
+    # a's lease runs out (a died): its unanswered requests go to whoever claims next
+    store.renew_leases("runner-a", -1)
+    taken = store.claim_items(batch.id, "runner-c", 9, 60)
+    assert [item.custom_id for item in taken] == ["req-1", "req-2"]
+    # a comes back late with an answer c also made: the request still has one result
+    assert store.record_result(batch.id, "req-1", 200, "req_c", {"by": "c"})
+    assert not store.record_result(batch.id, "req-1", 200, "req_a", {"by": "a"})
+    assert store.get_batch(batch.id).counts.completed == 2

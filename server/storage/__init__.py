@@ -1,0 +1,1 @@
+"""Where durable state lives: SQLite (the embedded default) or PostgreSQL (shared by replicas)."""

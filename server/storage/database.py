@@ -1,0 +1,171 @@
+"""One narrow seam over the two databases durable state can live in: SQLite or PostgreSQL.
+
+``WRAPSERVE_DATABASE_URL`` picks it: unset (or ``sqlite:///PATH``), one SQLite file in WAL
+mode, the embedded default; ``postgresql://...``, a PostgreSQL server that several replicas
+share. Stores write their SQL once, with ``?`` or ``:name`` placeholders and portable
+expressions; the few differences (the blob type, row locks, how writers are serialised)
+are named here, not scattered through the stores.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+from wrappers.errors import ConfigurationError
+
+__all__ = ["Database", "Rows", "open_database", "open_sqlite", "redact_url"]
+
+Dialect = Literal["sqlite", "postgresql"]
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+class Rows(Protocol):
+    """What a statement gives back: rows readable by column name, and the rows it changed."""
+
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+class Database:
+    """One connection, shared by the thread that owns the store; statements are serialised."""
+
+    def __init__(self, dialect: Dialect, connection: Any, where: str) -> None:
+        self.dialect = dialect
+        self.where = where  # for messages: a path, or the URL without its password
+        self._connection = connection
+        self._lock = threading.RLock()
+        # Column types and clauses that differ; everything else is written once.
+        self.blob = "BYTEA" if dialect == "postgresql" else "BLOB"
+        # Row locks for read-then-write in one transaction: SQLite's writers are already
+        # serialised by BEGIN IMMEDIATE; PostgreSQL's READ COMMITTED needs FOR UPDATE.
+        self.for_update = " FOR UPDATE" if dialect == "postgresql" else ""
+        # Claims by several runners at once: each takes rows the others have not locked.
+        self.skip_locked = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+
+    # -- statements ----------------------------------------------------------------------
+
+    def execute(self, sql: str, params: Params = ()) -> Rows:
+        with self._lock:
+            rows: Rows = self._connection.execute(self._translate(sql), params)
+            return rows
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        with self._lock:
+            if self.dialect == "postgresql":
+                with self._connection.cursor() as cursor:
+                    cursor.executemany(self._translate(sql), rows)
+            else:
+                self._connection.executemany(sql, rows)
+
+    def executescript(self, script: str) -> None:
+        """DDL; each statement ends with ``;`` at the end of its line (comments may hold ``;``)."""
+        with self._lock:
+            if self.dialect == "sqlite":
+                self._connection.executescript(script)
+                return
+            with self._connection.transaction():
+                # Replicas starting together would race on CREATE TABLE IF NOT EXISTS.
+                self._connection.execute("SELECT pg_advisory_xact_lock(7270617073)")
+                for statement in re.split(r";\s*\n", script):
+                    if statement.strip():
+                        self._connection.execute(statement)
+
+    @contextmanager
+    def transaction(self, *, serialise: str | None = None) -> Iterator[Database]:
+        """One atomic unit. ``serialise``: a table whose writers must take turns for the whole
+        transaction (a read of MAX(...) then an insert), as SQLite's writers always do."""
+        with self._lock:
+            if self.dialect == "sqlite":
+                self._connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self
+                except BaseException:
+                    self._connection.execute("ROLLBACK")
+                    raise
+                self._connection.execute("COMMIT")
+                return
+            with self._connection.transaction():
+                if serialise is not None:
+                    self._connection.execute(f"LOCK TABLE {serialise} IN SHARE ROW EXCLUSIVE MODE")
+                yield self
+
+    def columns(self, table: str) -> set[str]:
+        if self.dialect == "sqlite":
+            return {row["name"] for row in self.execute(f"PRAGMA table_info({table})").fetchall()}
+        rows = self.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", (table,)
+        )
+        return {row["column_name"] for row in rows.fetchall()}
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    def _translate(self, sql: str) -> str:
+        if self.dialect == "sqlite":
+            return sql
+        return _placeholders(sql)
+
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def _placeholders(sql: str) -> str:
+    """sqlite3's ``?`` and ``:name`` as psycopg's ``%s`` and ``%(name)s`` (the stores' SQL has
+    no string literal with those characters in it, and no ``%``)."""
+    return _NAMED.sub(r"%(\1)s", sql.replace("?", "%s"))
+
+
+def open_database(url: str | None, default_sqlite: Path) -> Database:
+    """The database ``url`` names, or the SQLite file ``default_sqlite`` when it names none."""
+    if not url or url.startswith("sqlite:"):
+        path = Path(url.removeprefix("sqlite:///")) if url and url != "sqlite://" else default_sqlite
+        return open_sqlite(path)
+    scheme = urlsplit(url).scheme
+    if scheme in ("postgresql", "postgres"):
+        return _postgresql(url)
+    raise ConfigurationError(
+        f"WRAPSERVE_DATABASE_URL {redact_url(url)!r}: use sqlite:///PATH or postgresql://USER:PASS@HOST/DB"
+    )
+
+
+def open_sqlite(path: Path) -> Database:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
+    connection.execute("PRAGMA busy_timeout=10000")
+    return Database("sqlite", connection, str(path))
+
+
+def _postgresql(url: str) -> Database:
+    import psycopg  # only where PostgreSQL is used
+    from psycopg.rows import dict_row
+
+    try:
+        connection = psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+    except psycopg.Error as error:
+        raise ConfigurationError(
+            f"cannot connect to the database {redact_url(url)}: {' '.join(str(error).split())}"
+        ) from None
+    return Database("postgresql", connection, redact_url(url))
