@@ -102,7 +102,7 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
         lambda name: name in registry.names(),
         lease_s=settings.batch_lease_s,
     )
-    stored_responses = ResponseStore(settings.state_db, settings.limits)
+    stored_responses = ResponseStore(open_database(settings.database_url, settings.state_db), settings.limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

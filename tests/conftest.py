@@ -158,7 +158,7 @@ def http(server: RunningServer) -> Iterator[httpx.Client]:
 # -- the databases durable state can live in ---------------------------------------------
 
 POSTGRES_URL_ENV = "WRAPSERVE_TEST_DATABASE_URL"  # scripts/postgres.sh starts one and prints it
-STORE_TABLES = ("batch_items", "batches", "files")
+STORE_TABLES = ("batch_items", "batches", "files", "responses")
 
 
 def postgres_url() -> str:

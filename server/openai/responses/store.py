@@ -1,4 +1,5 @@
-"""Stored responses: kept in the server's SQLite file, owned by the API key that made them.
+"""Stored responses: kept in the server's database (SQLite, or the PostgreSQL that replicas
+share), owned by the API key that made them.
 
 Each row holds the response as answered, the request's input items, and the whole
 conversation as chat messages (earlier turns, this input, this output), which is what
@@ -10,15 +11,14 @@ deleted as new ones arrive. A response another key made is a 404, as files and b
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
 
 from server.limits import Limits
+from server.storage.database import Database
 from wrappers.errors import NotFound
 
 __all__ = ["ResponseStore", "StoredResponse", "get_responses"]
@@ -26,7 +26,7 @@ __all__ = ["ResponseStore", "StoredResponse", "get_responses"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     id TEXT PRIMARY KEY,
-    created_at INTEGER NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,  -- epoch seconds; the newest are kept
     owner_key TEXT,  -- SHA-256 digest of the creator's API key (None: no keys configured)
     response TEXT NOT NULL,
     input_items TEXT NOT NULL,
@@ -37,7 +37,7 @@ CREATE INDEX IF NOT EXISTS responses_created ON responses (created_at);
 
 
 class StoredResponse:
-    def __init__(self, row: sqlite3.Row) -> None:
+    def __init__(self, row: Mapping[str, Any]) -> None:
         self.id: str = row["id"]
         self.response: dict[str, Any] = json.loads(row["response"])
         self.input_items: list[dict[str, Any]] = json.loads(row["input_items"])
@@ -45,15 +45,10 @@ class StoredResponse:
 
 
 class ResponseStore:
-    def __init__(self, path: Path, limits: Limits) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, db: Database, limits: Limits) -> None:
         self._limits = limits
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
+        self._db = db
+        db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -65,50 +60,39 @@ class ResponseStore:
         conversation: list[dict[str, Any]],
         owner: str | None,
     ) -> None:
-        now = int(time.time())
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT INTO responses (id, created_at, owner_key, response, input_items, conversation) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        response["id"],
-                        now,
-                        owner,
-                        json.dumps(response, ensure_ascii=False),
-                        json.dumps(input_items, ensure_ascii=False),
-                        json.dumps(conversation, ensure_ascii=False),
-                    ),
-                )
-                self._db.execute(
-                    "DELETE FROM responses WHERE created_at < ?", (now - self._limits.stored_response_ttl_s,)
-                )
-                self._db.execute(
-                    "DELETE FROM responses WHERE id NOT IN "
-                    "(SELECT id FROM responses ORDER BY created_at DESC, rowid DESC LIMIT ?)",
-                    (self._limits.max_stored_responses,),
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        now = time.time()
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO responses (id, created_at, owner_key, response, input_items, conversation) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    response["id"],
+                    now,
+                    owner,
+                    json.dumps(response, ensure_ascii=False),
+                    json.dumps(input_items, ensure_ascii=False),
+                    json.dumps(conversation, ensure_ascii=False),
+                ),
+            )
+            db.execute("DELETE FROM responses WHERE created_at < ?", (now - self._limits.stored_response_ttl_s,))
+            db.execute(
+                "DELETE FROM responses WHERE id NOT IN "
+                "(SELECT id FROM responses ORDER BY created_at DESC, id DESC LIMIT ?)",
+                (self._limits.max_stored_responses,),
+            )
 
     def get(self, response_id: str, viewer: str | None, param: str = "response_id") -> StoredResponse:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM responses WHERE id = ?", (response_id,)).fetchone()
+        row = self._db.execute("SELECT * FROM responses WHERE id = ?", (response_id,)).fetchone()
         if row is None or (viewer is not None and row["owner_key"] != viewer):
             raise NotFound(f"no stored response {response_id!r}", param=param)
         return StoredResponse(row)
 
     def delete(self, response_id: str, viewer: str | None) -> None:
         self.get(response_id, viewer)
-        with self._lock:
-            self._db.execute("DELETE FROM responses WHERE id = ?", (response_id,))
+        self._db.execute("DELETE FROM responses WHERE id = ?", (response_id,))
 
     def count(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+        return int(self._db.execute("SELECT COUNT(*) AS n FROM responses").fetchone()["n"])
 
 
 async def get_responses(request: Request) -> ResponseStore:
