@@ -74,7 +74,9 @@ class ResponseStore:
                     json.dumps(conversation, ensure_ascii=False),
                 ),
             )
-            db.execute("DELETE FROM responses WHERE created_at < ?", (now - self._limits.stored_response_ttl_s,))
+            db.execute(
+                "DELETE FROM responses WHERE created_at < ?", (now - self._limits.stored_response_ttl_s,)
+            )
             db.execute(
                 "DELETE FROM responses WHERE id NOT IN "
                 "(SELECT id FROM responses ORDER BY created_at DESC, id DESC LIMIT ?)",
