@@ -25,6 +25,7 @@ from server.batches.dispatch import Dispatcher, LineResponse
 from server.batches.jsonl import wrapper_name
 from server.batches.store import BatchStore, PendingItem
 from server.lifecycle import Lifecycle
+from wrappers.errors import WrapserveError
 
 __all__ = ["BatchRunner"]
 
@@ -103,7 +104,8 @@ class BatchRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
         finally:
-            self._store.release_leases(self.runner_id)  # others may take them at once
+            with contextlib.suppress(WrapserveError):  # unreachable: the leases run out instead
+                self._store.release_leases(self.runner_id)  # others may take them at once
 
     async def _run_batch(self, batch_id: str) -> None:
         store = self._store

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from wrappers.errors import ConfigurationError
+from wrappers.errors import ConfigurationError, WrapserveError
 
-__all__ = ["Database", "Rows", "open_database", "open_sqlite", "redact_url"]
+__all__ = ["Database", "DatabaseUnavailable", "Rows", "open_database", "open_sqlite", "redact_url"]
 
 Dialect = Literal["sqlite", "postgresql"]
 Params = Sequence[Any] | Mapping[str, Any]
@@ -45,12 +45,27 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-class Database:
-    """One connection, shared by the thread that owns the store; statements are serialised."""
+class DatabaseUnavailable(WrapserveError):
+    """The shared database could not be reached; nothing was written. Retry later."""
 
-    def __init__(self, dialect: Dialect, connection: Any, where: str) -> None:
+    status = 503
+    code = "database_unavailable"
+    type = "server_error"
+    retryable = True
+
+
+class Database:
+    """One connection, shared by the thread that owns the store; statements are serialised.
+
+    A PostgreSQL connection that broke (the server restarted, the network dropped) fails the
+    statement in flight with ``DatabaseUnavailable`` (503) and is opened again by the next
+    one, so the store recovers on its own once the database is back.
+    """
+
+    def __init__(self, dialect: Dialect, connection: Any, where: str, url: str | None = None) -> None:
         self.dialect = dialect
         self.where = where  # for messages: a path, or the URL without its password
+        self._url = url  # PostgreSQL: to connect again after the connection broke
         self._connection = connection
         self._lock = threading.RLock()
         # Column types and clauses that differ; everything else is written once.
@@ -64,12 +79,12 @@ class Database:
     # -- statements ----------------------------------------------------------------------
 
     def execute(self, sql: str, params: Params = ()) -> Rows:
-        with self._lock:
+        with self._lock, self._reachable():
             rows: Rows = self._connection.execute(self._translate(sql), params)
             return rows
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        with self._lock:
+        with self._lock, self._reachable():
             if self.dialect == "postgresql":
                 with self._connection.cursor() as cursor:
                     cursor.executemany(self._translate(sql), rows)
@@ -78,7 +93,7 @@ class Database:
 
     def executescript(self, script: str) -> None:
         """DDL; each statement ends with ``;`` at the end of its line (comments may hold ``;``)."""
-        with self._lock:
+        with self._lock, self._reachable():
             if self.dialect == "sqlite":
                 self._connection.executescript(script)
                 return
@@ -103,7 +118,7 @@ class Database:
                     raise
                 self._connection.execute("COMMIT")
                 return
-            with self._connection.transaction():
+            with self._reachable(), self._connection.transaction():
                 if serialise is not None:
                     self._connection.execute(f"LOCK TABLE {serialise} IN SHARE ROW EXCLUSIVE MODE")
                 yield self
@@ -119,6 +134,27 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self._connection.close()
+
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """PostgreSQL: reconnect first if the connection broke; a lost connection is a 503."""
+        if self.dialect == "sqlite":
+            yield
+            return
+        import psycopg
+
+        if self._connection.broken or self._connection.closed:
+            assert self._url is not None
+            self._connection.close()
+            self._connection = _connect_postgresql(self._url)
+        try:
+            yield
+        except psycopg.OperationalError as error:
+            if not self._connection.broken:
+                raise  # a statement's own failure (a lock timeout, say), not a lost connection
+            raise DatabaseUnavailable(
+                f"the database {self.where} is unreachable: {' '.join(str(error).split())}"
+            ) from None
 
     def _translate(self, sql: str) -> str:
         if self.dialect == "sqlite":
@@ -158,14 +194,21 @@ def open_sqlite(path: Path) -> Database:
     return Database("sqlite", connection, str(path))
 
 
-def _postgresql(url: str) -> Database:
+def _connect_postgresql(url: str) -> Any:
     import psycopg  # only where PostgreSQL is used
     from psycopg.rows import dict_row
 
     try:
-        connection = psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=10)
-    except psycopg.Error as error:
-        raise ConfigurationError(
+        return psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+    except psycopg.OperationalError as error:
+        raise DatabaseUnavailable(
             f"cannot connect to the database {redact_url(url)}: {' '.join(str(error).split())}"
         ) from None
-    return Database("postgresql", connection, redact_url(url))
+
+
+def _postgresql(url: str) -> Database:
+    try:
+        connection = _connect_postgresql(url)
+    except DatabaseUnavailable as error:  # at start: the server does not start, saying why
+        raise ConfigurationError(error.message) from None
+    return Database("postgresql", connection, redact_url(url), url)

@@ -11,7 +11,8 @@ import pytest
 
 from server.batches.jsonl import BatchLine
 from server.batches.store import BatchNotCancellable, BatchStore
-from server.storage.database import open_database, open_sqlite
+from server.storage.database import DatabaseUnavailable, open_database, open_sqlite
+from tests.conftest import fresh_postgres
 from wrappers.errors import Conflict, NotFound
 
 URL = "/v1/wrappers/sentiment/invoke"
@@ -198,3 +199,19 @@ def test_leases_share_the_pending_requests_and_expire(store: BatchStore) -> None
     assert store.record_result(batch.id, "req-1", 200, "req_c", {"by": "c"})
     assert not store.record_result(batch.id, "req-1", 200, "req_a", {"by": "a"})
     assert store.get_batch(batch.id).counts.completed == 2
+
+
+def test_a_broken_postgresql_connection_is_a_503_then_opened_again() -> None:
+    url = fresh_postgres()
+    store = BatchStore(open_database(url, Path("unused")))
+    file = store.create_file("in.jsonl", "batch", b"abc")
+    admin = open_database(url, Path("unused"))
+    admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+        " AND datname = current_database()"
+    )
+    with pytest.raises(DatabaseUnavailable, match="unreachable"):
+        store.file_content(file.id)
+    assert store.file_content(file.id) == b"abc"  # the next statement connects again
+    admin.close()
+    store.close()
