@@ -107,6 +107,11 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         starting = asyncio.create_task(_start_engine(state), name="engine-start")
+        publishing = (
+            asyncio.create_task(metrics.publish_periodically(), name="metrics-publish")
+            if metrics.multiprocess
+            else None
+        )
         jobs.start(app, state.lifecycle)  # resumes unfinished batch jobs once the engine is ready
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread
@@ -121,9 +126,11 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
             await jobs.stop()  # before the shadows: a job's last calls may still start one
             await state.shadow.stop()
             state.lifecycle.stop()
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
+            for task in (starting, publishing):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             state.grammars.shutdown()
             if state.engine is not None:
                 await state.engine.shutdown()

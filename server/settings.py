@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     # Shadow calls running at once, at most; more are dropped (and counted), never queued.
     shadow_max_in_flight: int = Field(default=2, ge=0, le=64)
 
+    # HTTP processes feeding one engine core (vLLM's multi-API-server mechanism): the API
+    # work of N calls spreads over N cores while the engine batches them all as one.
+    api_workers: int = Field(default=1, ge=1, le=64)
+    # Which of them this process is (set by the server for each worker it starts).
+    api_worker_index: int = Field(default=0, ge=0)
+
     # Engine (passed to vLLM). None means "the engine's default for this device".
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Weights' dtype; None: the manifest's (its cpu_dtype on a CPU without hardware bf16).
@@ -147,6 +153,19 @@ class Settings(BaseSettings):
         if self.engine_log == "-":
             return None
         return Path(self.engine_log) if self.engine_log else self.home / "logs" / "engine.log"
+
+    def for_api_worker(self, index: int) -> Settings:
+        """This worker's settings: the admission and batch bounds are shared by all workers,
+        so each gets its share, and together they hold the bounds as one process would."""
+        count = self.api_workers
+        limits = self.limits.model_copy(
+            update={
+                "max_queued_requests": max(1, self.limits.max_queued_requests // count),
+                "max_queued_tokens": max(1, self.limits.max_queued_tokens // count),
+                "max_batch_in_flight": max(1, self.limits.max_batch_in_flight // count),
+            }
+        )
+        return self.model_copy(update={"api_worker_index": index, "limits": limits})
 
     @property
     def state_db(self) -> Path:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import errno
-import logging
-import socket
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -42,24 +39,6 @@ def _registry(settings: Settings) -> ModelRegistry:
     return ModelRegistry.load(*([settings.models_dir] if settings.models_dir else []))
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind before starting anything slow, so a busy port fails in a second, clearly."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as error:
-        sock.close()
-        if error.errno == errno.EADDRINUSE:
-            _fail(
-                f"port {port} on {host} is already in use; stop the other server or pass --port / WRAPSERVE_PORT"
-            )
-        _fail(f"cannot listen on {host}:{port}: {error.strerror}")
-    sock.listen(2048)
-    return sock
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (WRAPSERVE_HOST).")] = None,
@@ -67,20 +46,18 @@ def serve(
     model: Annotated[str | None, typer.Option(help="Model manifest id (WRAPSERVE_MODEL).")] = None,
     home: Annotated[Path | None, typer.Option(help="State and cache folder (WRAPSERVE_HOME).")] = None,
     max_model_len: Annotated[int | None, typer.Option(help="Context length override.")] = None,
+    api_workers: Annotated[
+        int | None, typer.Option(help="HTTP processes feeding one engine (WRAPSERVE_API_WORKERS).")
+    ] = None,
     tensor_parallel_size: Annotated[int | None, typer.Option(help="vLLM tensor parallel size.")] = None,
     pipeline_parallel_size: Annotated[int | None, typer.Option(help="vLLM pipeline parallel size.")] = None,
     data_parallel_size: Annotated[int | None, typer.Option(help="vLLM data parallel size.")] = None,
     distributed_executor_backend: Annotated[str | None, typer.Option(help="mp, ray or uni.")] = None,
 ) -> None:
     """Start the HTTP server on the configured model."""
-    import uvicorn
-
-    from server.app import create_app
-    from server.http.connections import uvicorn_config
+    from server.cli.serving import bind, run_http, run_workers
     from server.http.logs import configure_logging
-    from server.vllm.args import explain_start_failure
-    from server.vllm.engine import VllmEngine
-    from server.vllm.engine_log import divert_engine_output, engine_failure_cause
+    from server.vllm.engine_log import divert_engine_output
 
     settings = settings_from(
         host=host,
@@ -88,72 +65,28 @@ def serve(
         model=model,
         home=home,
         max_model_len=max_model_len,
+        api_workers=api_workers,
         tensor_parallel_size=tensor_parallel_size,
         pipeline_parallel_size=pipeline_parallel_size,
         data_parallel_size=data_parallel_size,
         distributed_executor_backend=distributed_executor_backend,
     )
     engine_log = settings.engine_log_path
-    engine_log_offset = divert_engine_output(engine_log) if engine_log else 0
+    # With several workers every process writes to the console: a worker spawned by vLLM
+    # inherits only the standard streams, so diverting them would hide its logs.
+    diverted = engine_log is not None and settings.api_workers == 1
+    engine_log_offset = divert_engine_output(engine_log) if diverted and engine_log else 0
     configure_logging(settings)
     try:
         manifest = _registry(settings).get(settings.model)
         weights = resolve_weights(manifest, settings.weights_path)
     except WrapserveError as error:
         _fail(error.message)
-    sock = _bind(settings.host, settings.port)
-
-    async def start_engine() -> VllmEngine:
-        return await VllmEngine.start(settings, manifest, weights)
-
-    try:
-        application = create_app(settings, manifest, start_engine)
-    except WrapserveError as error:
-        sock.close()
-        _fail(error.message)
-    config = uvicorn_config(
-        application,
-        settings.limits,
-        log_config=None,
-        timeout_graceful_shutdown=settings.shutdown_timeout_s,
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    state = application.state.wrapserve
-
-    def stop() -> None:
-        server.should_exit = True
-
-    stop_on_signal = server.handle_exit
-
-    def drain_on_signal(sig: int, frame: Any) -> None:
-        # SIGTERM/SIGINT: /health says 503 and batch jobs stop taking lines, while uvicorn
-        # stops accepting and waits for in-flight requests (timeout_graceful_shutdown).
-        if state.lifecycle.drain():
-            # What is being waited for, so an operator (and a test) sees it at once.
-            logging.getLogger("wrapserve").info(
-                "draining: %d engine request(s) in flight, waiting up to %d s for them",
-                state.admission.requests,
-                settings.shutdown_timeout_s,
-            )
-        stop_on_signal(sig, frame)
-
-    server.handle_exit = drain_on_signal  # type: ignore[method-assign]
-
-    state.lifecycle.when_fatal(stop)
-    logging.getLogger("wrapserve").info(
-        "listening on http://%s:%d (model %s, engine starting)",
-        settings.host,
-        sock.getsockname()[1],
-        manifest.id,
-    )
-    if engine_log:
-        logging.getLogger("wrapserve").info("engine (vLLM) output goes to %s", engine_log)
-    server.run(sockets=[sock])
-    if state.phase == "failed":
-        cause = engine_failure_cause(engine_log, engine_log_offset) if engine_log else None
-        message = explain_start_failure(cause) if cause else (state.failure or "the engine failed to start")
-        _fail(message + (f" (engine log: {engine_log})" if engine_log else ""), code=1)
+    sock = bind(settings.host, settings.port)
+    if settings.api_workers > 1:
+        run_workers(settings, manifest, weights, sock)
+    else:
+        run_http(settings, manifest, weights, sock, engine_log_offset=engine_log_offset)
 
 
 def _folder_size(folder: Path) -> str:

@@ -3,17 +3,26 @@
 Request counts and latency come from ``server.http.middleware.observe``'s middleware; token counts from
 ``GuardedEngine``; grammar compile times from the compiler's hook; gauges (engine queue,
 admission, grammar cache, KV cache) are read when scraped, so they are never stale.
+
+With several API workers (``WRAPSERVE_API_WORKERS``), prometheus-client's multiprocess
+mode keeps every worker's counters and histograms in ``PROMETHEUS_MULTIPROC_DIR``, and
+``/metrics`` (answered by any worker) adds them up. The live values are written there by
+each worker every second (and by the answering worker at the scrape): summed over the
+workers, except ``wrapserve_ready`` (the lowest) and the KV cache usage (one engine's).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from server.engine.protocol import KvCacheReporter
@@ -21,6 +30,12 @@ from server.engine.protocol import KvCacheReporter
 __all__ = ["Metrics", "router"]
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+PUBLISH_EVERY_S = 1.0
+# How the workers' live values combine; the rest are summed (each worker counts its own).
+_MODES = {
+    "wrapserve_ready": "livemin",  # 1 only when every worker is ready
+    "wrapserve_engine_kv_cache_usage": "livemax",  # one engine: every worker reads the same cache
+}
 
 
 class _LiveGauges(Collector):
@@ -117,10 +132,40 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
-        self.registry.register(_LiveGauges(state))
+        self._live = _LiveGauges(state)
+        self.multiprocess = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+        self._published: dict[str, Gauge] = {}
+        if not self.multiprocess:
+            self.registry.register(self._live)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        self.publish()
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker)
+        return generate_latest(every_worker)
+
+    def publish(self) -> None:
+        """Multiprocess mode: this worker's live values, where the other workers' are."""
+        for family in self._live.collect():
+            for sample in family.samples:
+                gauge = self._published.get(sample.name)
+                if gauge is None:
+                    gauge = Gauge(
+                        sample.name,
+                        family.documentation,
+                        list(sample.labels),
+                        multiprocess_mode=_MODES.get(sample.name, "livesum"),
+                        registry=None,
+                    )
+                    self._published[sample.name] = gauge
+                (gauge.labels(**sample.labels) if sample.labels else gauge).set(sample.value)
+
+    async def publish_periodically(self) -> None:
+        while True:
+            self.publish()
+            await asyncio.sleep(PUBLISH_EVERY_S)
 
 
 router = APIRouter(tags=["operations"])

@@ -18,6 +18,8 @@ router = APIRouter(tags=["health"])
 @router.get("/health")
 async def health(state: Annotated[ServerState, Depends(get_state)]) -> JSONResponse:
     body: dict[str, object] = {"status": state.phase, "model": state.manifest.id}
+    if state.settings.api_workers > 1:  # which worker answered (each says its own readiness)
+        body["api_worker"] = state.settings.api_worker_index
     try:
         engine = state.require_engine()
         if state.phase != "ready":  # draining: in-flight work finishes, but not ready for more

@@ -119,19 +119,46 @@ class VllmEngine:
             )
 
     @classmethod
-    async def start(cls, settings: Settings, manifest: ModelManifest, weights: Path) -> VllmEngine:
-        """Build the engine off the event loop (start-up takes tens of seconds)."""
+    async def start(
+        cls,
+        settings: Settings,
+        manifest: ModelManifest,
+        weights: Path,
+        client: dict[str, Any] | None = None,
+    ) -> VllmEngine:
+        """Build the engine off the event loop (start-up takes tens of seconds).
+
+        ``client``: in one of several API workers (``server/vllm/api_workers.py``), the
+        addresses of the engine core already running, which this process connects to
+        instead of starting its own.
+        """
         os.environ.update(engine_environment(settings, os.environ))  # read by vLLM's processes
         started = time.monotonic()
         kv_probe = KvCacheProbe()
 
         def build() -> tuple[Any, str]:
             # Importing vLLM alone takes seconds: keep it off the event loop too.
+            from vllm.usage.usage_lib import UsageContext
             from vllm.v1.engine.async_llm import AsyncLLM
 
             device = detect_device(settings.device)
             args = engine_args(settings, manifest, weights, device)
-            return AsyncLLM.from_engine_args(args, stat_loggers=[kv_probe.factory]), device
+            if client is None:
+                return AsyncLLM.from_engine_args(args, stat_loggers=[kv_probe.factory]), device
+            addresses = dict(client)
+            count, index = addresses.pop("client_count"), addresses.pop("client_index")
+            addresses.pop("api_server_loads", None)  # vLLM's own accept balancing; uvicorn accepts here
+            args._api_process_count, args._api_process_rank = count, index
+            config = args.create_engine_config(usage_context=UsageContext.OPENAI_API_SERVER)
+            llm = AsyncLLM.from_vllm_config(
+                config,
+                usage_context=UsageContext.OPENAI_API_SERVER,
+                stat_loggers=[kv_probe.factory],
+                client_addresses=addresses,
+                client_count=count,
+                client_index=index,
+            )
+            return llm, device
 
         try:
             llm, device = await asyncio.to_thread(build)
