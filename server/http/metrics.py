@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -32,7 +32,7 @@ __all__ = ["Metrics", "router"]
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 PUBLISH_EVERY_S = 1.0
 # How the workers' live values combine; the rest are summed (each worker counts its own).
-_MODES = {
+_MODES: dict[str, Literal["livemin", "livemax", "livesum"]] = {
     "wrapserve_ready": "livemin",  # 1 only when every worker is ready
     "wrapserve_engine_kv_cache_usage": "livemax",  # one engine: every worker reads the same cache
 }
