@@ -134,13 +134,19 @@ def run_workers(settings: Settings, manifest: ModelManifest, weights: Path, sock
     except Exception as error:  # the engine core or a worker failed; vLLM says which
         from server.vllm.args import explain_start_failure
 
-        fail(explain_start_failure(str(error) or type(error).__name__), code=1)
+        text = " ".join((str(error) or type(error).__name__).split())
+        message = explain_start_failure(text)  # says what to change when memory ran out
+        if message.startswith("the engine failed to start"):
+            message = f"the engine or an API worker stopped: {text}"
+        fail(message, code=1)
 
 
 def api_worker(listen_address: str, sock: socket.socket, args: Any, client: dict[str, Any]) -> None:
     """One API worker process (spawned by vLLM's APIServerProcessManager)."""
     from server.http.logs import configure_logging
+    from server.vllm.api_workers import name_worker_process
 
     settings = args.settings.for_api_worker(int(client["client_index"]))
+    name_worker_process(settings.api_worker_index)
     configure_logging(settings)
     run_http(settings, args.manifest, args.weights, sock, client=client)

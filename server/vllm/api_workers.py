@@ -26,7 +26,7 @@ from models.manifest import ModelManifest
 from server.settings import Settings
 from server.vllm.args import detect_device, engine_args, engine_environment
 
-__all__ = ["WorkerTarget", "run_api_workers"]
+__all__ = ["WorkerTarget", "name_worker_process", "run_api_workers"]
 
 log = logging.getLogger("wrapserve")
 
@@ -101,3 +101,10 @@ def run_api_workers(
             engine_manager.shutdown(timeout=timeout)
         if coordinator is not None:
             coordinator.shutdown(timeout=timeout)
+
+
+def name_worker_process(index: int) -> None:
+    """``VLLM::APIServer_N`` in ps and top, as vLLM names its own API workers."""
+    from vllm.utils.system_utils import set_process_title
+
+    set_process_title("APIServer", str(index))
