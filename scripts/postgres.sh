@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A local PostgreSQL for the shared-store tests (tests/batches/test_store_backends.py and the
-# two-replica test): Debian's packages, the default cluster on 127.0.0.1:5432, a `wrapserve`
-# role and database. Needs root (apt-get, the postgres user). Prints the database URL.
+# A local PostgreSQL for the shared-store tests (the stores' tests on both backends and the
+# two-replica test, tests/batches/test_replicas.py): Debian's packages, the default cluster
+# on 127.0.0.1:5432, a `wrapserve` role and database. Needs root (apt-get, the postgres
+# user). Prints the database URL.
 set -euo pipefail
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null

@@ -97,12 +97,12 @@ def create_app(settings: Settings, manifest: ModelManifest, engine_factory: Engi
     )
     metrics = Metrics(lambda: state)  # reads the state's live gauges when scraped
     jobs = BatchJobs(
-        BatchStore(open_database(settings.database_url, settings.state_db)),
+        BatchStore(open_database(settings.database, settings.state_db)),
         settings.limits,
         lambda name: name in registry.names(),
         lease_s=settings.batch_lease_s,
     )
-    stored_responses = ResponseStore(open_database(settings.database_url, settings.state_db), settings.limits)
+    stored_responses = ResponseStore(open_database(settings.database, settings.state_db), settings.limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

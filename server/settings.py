@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.limits import Limits
@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     releases_file: Path | None = None
     # Where files, batches and their results live: unset, the SQLite file HOME/wrapserve.sqlite3;
     # postgresql://USER:PASS@HOST:PORT/DB for replicas that share them (server/storage/).
-    database_url: str | None = None
+    database_url: SecretStr | None = None  # secret: it may hold the password
     # How long a runner holds a batch request it claimed without renewing (it renews every
     # third of it): how soon another replica takes over the requests of one that died.
     batch_lease_s: float = Field(default=30.0, ge=1.0, le=3600.0)
@@ -154,6 +154,11 @@ class Settings(BaseSettings):
             return None
         return Path(self.engine_log) if self.engine_log else self.home / "logs" / "engine.log"
 
+    @property
+    def database(self) -> str | None:
+        """The database URL to connect to (None: the SQLite file in ``home``)."""
+        return self.database_url.get_secret_value() if self.database_url else None
+
     def for_api_worker(self, index: int) -> Settings:
         """This worker's settings: the admission and batch bounds are shared by all workers,
         so each gets its share, and together they hold the bounds as one process would."""
@@ -165,7 +170,10 @@ class Settings(BaseSettings):
                 "max_batch_in_flight": max(1, self.limits.max_batch_in_flight // count),
             }
         )
-        return self.model_copy(update={"api_worker_index": index, "limits": limits})
+        shadows = self.shadow_max_in_flight and max(1, self.shadow_max_in_flight // count)
+        return self.model_copy(
+            update={"api_worker_index": index, "limits": limits, "shadow_max_in_flight": shadows}
+        )
 
     @property
     def state_db(self) -> Path:

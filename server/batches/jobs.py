@@ -7,7 +7,7 @@ settings; it owns the store and the background runner.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
@@ -21,6 +21,8 @@ from server.limits import Limits
 from wrappers.errors import BadRequest, NotFound
 
 __all__ = ["BatchJobs", "FileTooLarge", "get_batches"]
+
+log = logging.getLogger("wrapserve.batches")
 
 COMPLETION_WINDOWS = ("24h",)
 
@@ -70,8 +72,12 @@ class BatchJobs:
         """Stop the runner. Nothing to save: every finished request is already committed."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # the runner died of an error: shutting down goes on regardless
+                log.exception("the batch runner had stopped with an error")
             self._task = None
         if self._dispatcher is not None:
             await self._dispatcher.aclose()

@@ -19,17 +19,18 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from server.batches.dispatch import Dispatcher, LineResponse
 from server.batches.jsonl import wrapper_name
 from server.batches.store import BatchStore, PendingItem
 from server.lifecycle import Lifecycle
-from wrappers.errors import WrapserveError
 
 __all__ = ["BatchRunner"]
 
 log = logging.getLogger("wrapserve.batches")
+
+T = TypeVar("T")
 
 READY_POLL_S = 0.5
 MAX_IDLE_POLL_S = 5.0  # how often an idle runner looks for other replicas' work
@@ -61,6 +62,10 @@ class BatchRunner:
         self.runner_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._idle_poll_s = min(MAX_IDLE_POLL_S, lease_s / 3)
 
+    async def _db(self, call: Callable[..., T], *args: Any) -> T:
+        """A store call off the event loop: on PostgreSQL each is a network round trip."""
+        return await asyncio.to_thread(call, *args)
+
     # -- called by the routes ------------------------------------------------------------
 
     def wake(self) -> None:
@@ -68,8 +73,9 @@ class BatchRunner:
         self._wake.set()
 
     def cancel(self, batch_id: str) -> None:
-        """The batch was marked cancelling: stop its running requests now, or, if none are
-        running (it is queued behind another batch), close it right away."""
+        """The batch was marked cancelling: stop its running requests now, or, if none run
+        here (it is queued, or another replica runs it), close it right away; a runner
+        elsewhere stops at its next lease renewal, and its late answers are not recorded."""
         if batch_id != self.current:
             self._store.finalize(batch_id, "cancelled")
             return
@@ -85,52 +91,51 @@ class BatchRunner:
         """Run until cancelled (at shutdown); every result is already committed when it stops."""
         if not await self._engine_ready():
             return
-        resumed = self._store.unfinished_batch_ids()
-        if resumed:
-            log.info("resuming %d unfinished batch job(s)", len(resumed))
         try:
             while True:
                 self._wake.clear()
-                for batch_id in self._store.unfinished_batch_ids():
-                    try:
+                try:
+                    for batch_id in await self._db(self._store.unfinished_batch_ids):
                         await self._run_batch(batch_id)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        log.exception("batch %s: unexpected error; retrying in 5 s", batch_id)
-                        await asyncio.sleep(5)
-                    if not await self._engine_ready():
-                        return
+                        if not await self._engine_ready():
+                            return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the database unreachable, say: nothing is lost, try again
+                    log.exception("batch runner: unexpected error; retrying in 5 s")
+                    await asyncio.sleep(5)
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
         finally:
-            with contextlib.suppress(WrapserveError):  # unreachable: the leases run out instead
-                self._store.release_leases(self.runner_id)  # others may take them at once
+            with contextlib.suppress(Exception):  # unreachable: the leases run out instead
+                await self._db(self._store.release_leases, self.runner_id)  # others take them now
 
     async def _run_batch(self, batch_id: str) -> None:
-        store = self._store
-        status = store.get_batch(batch_id).status
+        store, db = self._store, self._db
+        status = (await db(store.get_batch, batch_id)).status
         if status == "validating":
-            problems = self._validate(batch_id)
+            problems = await db(self._validate, batch_id)
             if problems:
-                if store.transition(batch_id, ("validating",), "failed"):
-                    store.set_status(batch_id, "failed", errors=problems)
+                if await db(store.transition, batch_id, ("validating",), "failed"):
+                    await db(store.set_status, batch_id, "failed", problems)
                     log.warning("batch %s failed validation: %s", batch_id, problems[0]["message"])
                 return
-            store.transition(batch_id, ("validating",), "in_progress")
-        if store.get_batch(batch_id).status == "in_progress":
+            await db(store.transition, batch_id, ("validating",), "in_progress")
+        if (await db(store.get_batch, batch_id)).status == "in_progress":
             self.current = batch_id
             try:
                 await self._run_items(batch_id)
             finally:
                 self.current = None
-                store.release_leases(self.runner_id, batch_id)
-            if store.pending_items(batch_id):
+                await db(store.release_leases, self.runner_id, batch_id)
+            if await db(store.has_pending, batch_id):
                 return  # held by another runner, or the engine went away: looked at again later
-            store.transition(batch_id, ("in_progress",), "finalizing")
-        status = store.get_batch(batch_id).status
+            await db(store.transition, batch_id, ("in_progress",), "finalizing")
+        status = (await db(store.get_batch, batch_id)).status
         if status in ("finalizing", "cancelling"):
-            record = store.finalize(batch_id, "completed" if status == "finalizing" else "cancelled")
+            final = "completed" if status == "finalizing" else "cancelled"
+            record = await db(store.finalize, batch_id, final)
             self._cancels.pop(batch_id, None)
             counts = record.counts
             log.info(
@@ -159,24 +164,29 @@ class BatchRunner:
         return problems
 
     async def _run_items(self, batch_id: str) -> None:
-        store = self._store
-        owner_key = store.get_batch(batch_id).owner_key
+        store, db = self._store, self._db
+        owner_key = (await db(store.get_batch, batch_id)).owner_key
         cancelled = self._cancels.setdefault(batch_id, asyncio.Event())
         queue: list[PendingItem] = []  # claimed here, not yet started; next one last
 
-        def next_item() -> PendingItem | None:
+        async def next_item() -> PendingItem | None:
             if not queue:
-                claimed = store.claim_items(batch_id, self.runner_id, self._in_flight, self.lease_s)
+                claimed = await db(store.claim_items, batch_id, self.runner_id, self._in_flight, self.lease_s)
                 queue.extend(reversed(claimed))
             return queue.pop() if queue else None
 
         async def worker() -> None:
-            while not cancelled.is_set() and (item := next_item()) is not None:
+            while not cancelled.is_set() and (item := await next_item()) is not None:
                 response = await self._execute(item, owner_key)
                 if response is None:  # the engine went away; the item stays pending
                     return
-                store.record_result(
-                    batch_id, item.custom_id, response.status_code, response.request_id, response.body
+                await db(
+                    store.record_result,
+                    batch_id,
+                    item.custom_id,
+                    response.status_code,
+                    response.request_id,
+                    response.body,
                 )
 
         async def keep_leases() -> None:
@@ -184,8 +194,8 @@ class BatchRunner:
             through another replica, say)."""
             while True:
                 await asyncio.sleep(self.lease_s / 3)
-                store.renew_leases(self.runner_id, self.lease_s)
-                if store.get_batch(batch_id).status != "in_progress":
+                await db(store.renew_leases, self.runner_id, self.lease_s)
+                if (await db(store.get_batch, batch_id)).status != "in_progress":
                     cancelled.set()
 
         async def watch() -> None:
@@ -207,9 +217,8 @@ class BatchRunner:
         finally:
             for task in [*workers, *helpers]:
                 task.cancel()
-            for task in [*workers, *helpers]:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Every task ends before this returns; none's error may hide the cancellation.
+            await asyncio.gather(*workers, *helpers, return_exceptions=True)
 
     async def _execute(self, item: PendingItem, owner_key: str | None) -> LineResponse | None:
         """The line's response; None if the engine went away (the item stays pending for the restart)."""

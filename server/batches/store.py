@@ -283,26 +283,36 @@ class BatchStore:
         ).fetchall()
         return [_pending(row) for row in rows]
 
+    def has_pending(self, batch_id: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 AS one FROM batch_items WHERE batch_id = ? AND state = 'pending' LIMIT 1", (batch_id,)
+        ).fetchone()
+        return row is not None
+
+    # Lease times are the database's clock, never a replica's: a replica whose clock runs
+    # ahead would otherwise take live leases.
+
     def claim_items(self, batch_id: str, runner: str, limit: int, lease_s: float) -> list[PendingItem]:
         """Lease up to ``limit`` pending requests that nobody holds (or whose lease ran out)."""
-        now = time.time()
+        now = self._db.now
         with self._db.transaction() as db:
             rows = db.execute(
                 "SELECT line_no, custom_id, request FROM batch_items WHERE batch_id = ? AND state = 'pending'"
-                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY line_no LIMIT ?" + db.skip_locked,
-                (batch_id, now, limit),
+                f" AND (lease_until IS NULL OR lease_until < {now}) ORDER BY line_no LIMIT ?"
+                + db.skip_locked,
+                (batch_id, limit),
             ).fetchall()
             db.executemany(
-                "UPDATE batch_items SET lease_owner = ?, lease_until = ? WHERE batch_id = ? AND line_no = ?",
-                [(runner, now + lease_s, batch_id, row["line_no"]) for row in rows],
+                f"UPDATE batch_items SET lease_owner = ?, lease_until = {now} + ? WHERE batch_id = ? AND line_no = ?",
+                [(runner, lease_s, batch_id, row["line_no"]) for row in rows],
             )
         return [_pending(row) for row in rows]
 
     def renew_leases(self, runner: str, lease_s: float) -> int:
         """Extend every lease ``runner`` holds on a request still pending; how many it holds."""
         cursor = self._db.execute(
-            "UPDATE batch_items SET lease_until = ? WHERE lease_owner = ? AND state = 'pending'",
-            (time.time() + lease_s, runner),
+            f"UPDATE batch_items SET lease_until = {self._db.now} + ? WHERE lease_owner = ? AND state = 'pending'",
+            (lease_s, runner),
         )
         return cursor.rowcount
 
@@ -317,11 +327,14 @@ class BatchStore:
     def record_result(
         self, batch_id: str, custom_id: str, status_code: int, request_id: str, body: Any
     ) -> bool:
-        """Commit one request's result. False (and nothing written) if it already has one."""
+        """Commit one request's result. False (and nothing written) if it already has one, or
+        if the batch no longer runs (cancelled through another replica while this one ran it:
+        its output file is written, and a late answer would count without being in it)."""
         with self._db.transaction() as db:
             cursor = db.execute(
                 "UPDATE batch_items SET state = 'done', result_id = ?, request_id = ?, status_code = ?, body = ? "
-                "WHERE batch_id = ? AND custom_id = ? AND state = 'pending'",
+                "WHERE batch_id = ? AND custom_id = ? AND state = 'pending' AND EXISTS (SELECT 1 FROM batches"
+                " WHERE batches.id = batch_items.batch_id AND batches.status IN ('validating', 'in_progress'))",
                 (
                     f"batch_req_{secrets.token_hex(12)}",
                     request_id,

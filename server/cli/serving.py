@@ -110,7 +110,8 @@ def run_http(
             log.info("engine (vLLM) output goes to %s", engine_log)
     server.run(sockets=[sock])
     if state.phase == "failed":
-        engine_log = settings.engine_log_path
+        # A worker's engine output was not diverted: the log file holds nothing of this run.
+        engine_log = settings.engine_log_path if client is None else None
         cause = engine_failure_cause(engine_log, engine_log_offset) if engine_log else None
         message = explain_start_failure(cause) if cause else (state.failure or "the engine failed to start")
         fail(message + (f" (engine log: {engine_log})" if engine_log else ""), code=1)
@@ -143,7 +144,13 @@ def run_workers(settings: Settings, manifest: ModelManifest, weights: Path, sock
 
 def api_worker(listen_address: str, sock: socket.socket, args: Any, client: dict[str, Any]) -> None:
     """One API worker process (spawned by vLLM's APIServerProcessManager)."""
+    import signal
+
     from server.http.logs import configure_logging
+
+    # A reload (SIGHUP, passed on by the main process) must not end a worker still starting;
+    # the app's lifespan installs the real handler once the releases can be reloaded.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from server.vllm.api_workers import name_worker_process
 
     settings = args.settings.for_api_worker(int(client["client_index"]))

@@ -8,7 +8,8 @@ With several API workers (``WRAPSERVE_API_WORKERS``), prometheus-client's multip
 mode keeps every worker's counters and histograms in ``PROMETHEUS_MULTIPROC_DIR``, and
 ``/metrics`` (answered by any worker) adds them up. The live values are written there by
 each worker every second (and by the answering worker at the scrape): summed over the
-workers, except ``wrapserve_ready`` (the lowest) and the KV cache usage (one engine's).
+workers (counters stay counters), except ``wrapserve_ready``, the lowest; the KV cache
+usage is left out (no worker's reading is current).
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ __all__ = ["Metrics", "router"]
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 PUBLISH_EVERY_S = 1.0
 # How the workers' live values combine; the rest are summed (each worker counts its own).
-_MODES: dict[str, Literal["livemin", "livemax", "livesum"]] = {
+_MODES: dict[str, Literal["livemin", "livesum"]] = {
     "wrapserve_ready": "livemin",  # 1 only when every worker is ready
-    "wrapserve_engine_kv_cache_usage": "livemax",  # one engine: every worker reads the same cache
 }
+# vLLM sends the engine's cache figures to one API process per step, so a worker's reading
+# may be any age: with several workers the KV cache usage is left out, not shown stale.
+_NOT_PUBLISHED = {"wrapserve_engine_kv_cache_usage"}
 
 
 class _LiveGauges(Collector):
@@ -135,6 +138,8 @@ class Metrics:
         self._live = _LiveGauges(state)
         self.multiprocess = "PROMETHEUS_MULTIPROC_DIR" in os.environ
         self._published: dict[str, Gauge] = {}
+        self._counters: dict[str, Counter] = {}
+        self._counted: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}  # what is published
         if not self.multiprocess:
             self.registry.register(self._live)
 
@@ -147,9 +152,27 @@ class Metrics:
         return generate_latest(every_worker)
 
     def publish(self) -> None:
-        """Multiprocess mode: this worker's live values, where the other workers' are."""
+        """Multiprocess mode: this worker's live values, where the other workers' are.
+
+        Gauges are set; counters stay counters, increased by what this worker counted
+        since it last published, so their type is the same with one worker or many."""
         for family in self._live.collect():
+            if family.name in _NOT_PUBLISHED:
+                continue
             for sample in family.samples:
+                labels = tuple(sorted(sample.labels.items()))
+                if family.type == "counter":
+                    counter = self._counters.get(family.name)
+                    if counter is None:
+                        counter = Counter(
+                            family.name, family.documentation, list(sample.labels), registry=None
+                        )
+                        self._counters[family.name] = counter
+                    delta = sample.value - self._counted.get((family.name, labels), 0.0)
+                    if delta > 0:
+                        (counter.labels(**sample.labels) if sample.labels else counter).inc(delta)
+                        self._counted[(family.name, labels)] = sample.value
+                    continue
                 gauge = self._published.get(sample.name)
                 if gauge is None:
                     gauge = Gauge(

@@ -9,6 +9,7 @@ are named here, not scattered through the stores.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import threading
@@ -21,6 +22,8 @@ from urllib.parse import urlsplit
 from wrappers.errors import ConfigurationError, WrapserveError
 
 __all__ = ["Database", "DatabaseUnavailable", "Rows", "open_database", "open_sqlite", "redact_url"]
+
+log = logging.getLogger("wrapserve")
 
 Dialect = Literal["sqlite", "postgresql"]
 Params = Sequence[Any] | Mapping[str, Any]
@@ -37,12 +40,12 @@ class Rows(Protocol):
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password, for logs and error messages."""
+    """The URL without its password or query (which may hold one), for logs and messages."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc, query="").geturl()
 
 
 class DatabaseUnavailable(WrapserveError):
@@ -75,6 +78,12 @@ class Database:
         self.for_update = " FOR UPDATE" if dialect == "postgresql" else ""
         # Claims by several runners at once: each takes rows the others have not locked.
         self.skip_locked = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+        # The database's clock, in epoch seconds: one clock for every replica.
+        self.now = (
+            "EXTRACT(EPOCH FROM clock_timestamp())"
+            if dialect == "postgresql"
+            else "((julianday('now') - 2440587.5) * 86400.0)"
+        )
 
     # -- statements ----------------------------------------------------------------------
 
@@ -127,7 +136,9 @@ class Database:
         if self.dialect == "sqlite":
             return {row["name"] for row in self.execute(f"PRAGMA table_info({table})").fetchall()}
         rows = self.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", (table,)
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = ? AND table_schema = current_schema()",
+            (table,),
         )
         return {row["column_name"] for row in rows.fetchall()}
 
@@ -143,18 +154,21 @@ class Database:
             return
         import psycopg
 
+        unavailable = DatabaseUnavailable("the database is unreachable; try again shortly")
         if self._connection.broken or self._connection.closed:
             assert self._url is not None
             self._connection.close()
-            self._connection = _connect_postgresql(self._url)
+            try:
+                self._connection = _connect_postgresql(self._url)
+            except psycopg.OperationalError:
+                raise unavailable from None  # the detail is in the log, not in answers to callers
         try:
             yield
         except psycopg.OperationalError as error:
             if not self._connection.broken:
                 raise  # a statement's own failure (a lock timeout, say), not a lost connection
-            raise DatabaseUnavailable(
-                f"the database {self.where} is unreachable: {' '.join(str(error).split())}"
-            ) from None
+            log.error("the database %s is unreachable: %s", self.where, " ".join(str(error).split()))
+            raise unavailable from None
 
     def _translate(self, sql: str) -> str:
         if self.dialect == "sqlite":
@@ -199,16 +213,32 @@ def _connect_postgresql(url: str) -> Any:
     from psycopg.rows import dict_row
 
     try:
-        return psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+        return psycopg.connect(
+            url,
+            autocommit=True,
+            row_factory=dict_row,
+            connect_timeout=5,
+            # A peer that vanished without a word is noticed in seconds, not minutes, and no
+            # statement or lock wait can hold the store for long.
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=2,
+            keepalives_count=3,
+            tcp_user_timeout=10_000,
+            options="-c statement_timeout=15000 -c lock_timeout=10000",
+        )
     except psycopg.OperationalError as error:
-        raise DatabaseUnavailable(
-            f"cannot connect to the database {redact_url(url)}: {' '.join(str(error).split())}"
-        ) from None
+        log.error("cannot connect to the database %s: %s", redact_url(url), " ".join(str(error).split()))
+        raise
 
 
 def _postgresql(url: str) -> Database:
+    import psycopg
+
     try:
         connection = _connect_postgresql(url)
-    except DatabaseUnavailable as error:  # at start: the server does not start, saying why
-        raise ConfigurationError(error.message) from None
+    except psycopg.OperationalError as error:  # at start: the server does not start, saying why
+        raise ConfigurationError(
+            f"cannot connect to the database {redact_url(url)}: {' '.join(str(error).split())}"
+        ) from None
     return Database("postgresql", connection, redact_url(url), url)

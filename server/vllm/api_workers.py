@@ -14,6 +14,7 @@ releases) is passed on to every worker; SIGTERM drains them, then stops the engi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ from server.vllm.args import detect_device, engine_args, engine_environment
 __all__ = ["WorkerTarget", "name_worker_process", "run_api_workers"]
 
 log = logging.getLogger("wrapserve")
+SHUTDOWN_MARGIN_S = 15.0  # after the drain: each worker's own cleanup (batch runner, engine client)
 
 # (listen address, socket, our arguments, vLLM's client addresses) -> runs one worker
 WorkerTarget = Callable[[str, socket.socket, Any, dict[str, Any]], None]
@@ -63,8 +65,9 @@ def run_api_workers(
 
     def reload(signum: int, frame: Any) -> None:
         for process in manager.processes if manager is not None else []:
-            if process.pid is not None:
-                os.kill(process.pid, signal.SIGHUP)
+            if process.pid is not None and process.is_alive():
+                with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                    os.kill(process.pid, signal.SIGHUP)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -94,9 +97,11 @@ def run_api_workers(
             api_server_manager=manager, engine_manager=engine_manager, coordinator=coordinator
         )
     finally:
-        timeout = float(settings.shutdown_timeout_s)
+        stopping = True  # a second SIGTERM must not cut the shutdown short
+        # Each worker drains its calls (up to the shutdown timeout), then runs its cleanup.
+        timeout = float(settings.shutdown_timeout_s) + SHUTDOWN_MARGIN_S
         if manager is not None:
-            manager.shutdown(timeout=timeout)  # SIGTERM: each worker drains its calls first
+            manager.shutdown(timeout=timeout)
         if engine_manager is not None:
             engine_manager.shutdown(timeout=timeout)
         if coordinator is not None:

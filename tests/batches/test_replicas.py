@@ -18,6 +18,7 @@ import httpx
 import openai
 import pytest
 
+from server.storage.database import open_database
 from tests.batches.helpers import (
     SENTIMENT,
     assert_once_each,
@@ -27,7 +28,7 @@ from tests.batches.helpers import (
     wait_for,
     wrapper_lines,
 )
-from tests.conftest import REPO, free_port, fresh_postgres
+from tests.conftest import REPO, free_port, fresh_postgres, postgres_url
 
 LINES = 80
 LEASE_S = 3  # a dead replica's requests are taken over this soon
@@ -115,3 +116,13 @@ def test_a_replica_killed_mid_batch_is_taken_over_and_nothing_is_lost_or_done_tw
     assert_once_each(results, {line["custom_id"] for line in lines})
     for line in results:
         assert_valid_sentiment(line)
+    # Both replicas ran requests of the batch (the store says who held each last).
+    database = open_database(postgres_url(), Path("unused"))
+    owners = {
+        row["lease_owner"].split(":")[1]  # host:pid:nonce
+        for row in database.execute(
+            "SELECT DISTINCT lease_owner FROM batch_items WHERE batch_id = ?", (batch.id,)
+        ).fetchall()
+    }
+    database.close()
+    assert owners == {str(a.process.pid), str(b.process.pid)}, owners

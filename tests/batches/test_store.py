@@ -87,6 +87,18 @@ def test_finalize_writes_output_and_error_files_in_line_order(store: BatchStore)
     assert store.finalize(batch.id, "completed").as_openai()["output_file_id"] == done["output_file_id"]
 
 
+def test_a_batch_that_stopped_running_takes_no_late_result(store: BatchStore) -> None:
+    batch = store.create_batch(URL, "file-x", "24h", None, lines(2))
+    store.transition(batch.id, ("validating",), "in_progress")
+    assert store.record_result(batch.id, "req-0", 200, "req_a", {"n": 0})
+    store.request_cancel(batch.id)  # through another replica, while this one still runs it
+    closed = store.finalize(batch.id, "cancelled")
+    assert not store.record_result(batch.id, "req-1", 200, "req_b", {"n": 1})  # the late answer
+    again = store.get_batch(batch.id)
+    assert again.counts.completed == 1 and closed.row["output_file_id"] == again.row["output_file_id"]
+    assert len(store.file_content(again.row["output_file_id"]).splitlines()) == again.counts.completed
+
+
 def test_cancel_rules(store: BatchStore) -> None:
     batch = store.create_batch(URL, "file-x", "24h", None, lines(1))
     assert store.request_cancel(batch.id).status == "cancelling"
