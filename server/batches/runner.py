@@ -91,6 +91,10 @@ class BatchRunner:
         """Run until cancelled (at shutdown); every result is already committed when it stops."""
         if not await self._engine_ready():
             return
+        with contextlib.suppress(Exception):  # only a log line; the loop below retries errors
+            resumed = await self._db(self._store.unfinished_batch_ids)
+            if resumed:
+                log.info("resuming %d unfinished batch job(s)", len(resumed))
         try:
             while True:
                 self._wake.clear()

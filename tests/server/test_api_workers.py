@@ -62,7 +62,7 @@ def test_both_workers_answer_and_metrics_add_them_up(workers: RunningServer) -> 
     assert sum(float(line.rsplit(" ", 1)[1]) for line in invoked) == CALLS, invoked
     assert "wrapserve_ready 1.0" in metrics and "wrapserve_admitted_requests 0.0" in metrics
     # counters stay counters when added up; the KV cache reading is left out (never current)
-    assert "# TYPE wrapserve_wrapper_answers counter" in metrics
+    assert "# TYPE wrapserve_wrapper_answers_total counter" in metrics
     assert "wrapserve_engine_kv_cache_usage" not in metrics
     answers = [line for line in metrics.splitlines() if line.startswith("wrapserve_wrapper_answers_total{")]
     assert sum(float(line.rsplit(" ", 1)[1]) for line in answers) >= CALLS  # warm-up calls are not counted
