@@ -55,6 +55,7 @@ class BatchRunner:
         self._lifecycle = lifecycle
         self._known_wrapper = known_wrapper
         self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()  # built in the app's lifespan, on its loop
         self._cancels: dict[str, asyncio.Event] = {}
         self.current: str | None = None  # the batch whose requests are running now
         self.lease_s = lease_s
@@ -69,8 +70,9 @@ class BatchRunner:
     # -- called by the routes ------------------------------------------------------------
 
     def wake(self) -> None:
-        """A batch was created: look at the store again."""
-        self._wake.set()
+        """A batch was created: look at the store again. Safe from any thread (the routes
+        create batches off the event loop)."""
+        self._loop.call_soon_threadsafe(self._wake.set)
 
     def cancel(self, batch_id: str) -> None:
         """The batch was marked cancelling: stop its running requests now, or, if none run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -35,13 +36,14 @@ async def create_batch(body: CreateBatch, jobs: Jobs, caller: Caller) -> dict[st
         check_unicode(key + value, f"metadata.{key.encode('utf-8', 'backslashreplace').decode()}")
     check_unicode(body.input_file_id, "input_file_id")
     check_unicode(body.endpoint, "endpoint")
-    return jobs.create(
-        body.input_file_id, body.endpoint, body.completion_window, body.metadata, caller
-    ).as_openai()
+    record = await asyncio.to_thread(  # reads and parses the whole input file
+        jobs.create, body.input_file_id, body.endpoint, body.completion_window, body.metadata, caller
+    )
+    return record.as_openai()
 
 
 @router.get("")
-async def list_batches(
+def list_batches(
     jobs: Jobs, caller: Caller, after: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> dict[str, Any]:
     records, has_more = jobs.store.list_batches(after, limit, caller)
@@ -56,7 +58,7 @@ async def list_batches(
 
 
 @router.get("/{batch_id}")
-async def get_batch(batch_id: str, jobs: Jobs, caller: Caller) -> dict[str, Any]:
+def get_batch(batch_id: str, jobs: Jobs, caller: Caller) -> dict[str, Any]:
     return jobs.store.get_batch(batch_id, caller).as_openai()
 
 

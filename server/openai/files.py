@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
@@ -40,11 +41,12 @@ async def upload_file(
 ) -> dict[str, Any]:
     jobs.check_upload_size(_declared_length(request))
     content = await _read_bounded(file, jobs.limits.max_batch_file_bytes)
-    return jobs.upload(file.filename or "", purpose, content, caller).as_openai()
+    record = await asyncio.to_thread(jobs.upload, file.filename or "", purpose, content, caller)
+    return record.as_openai()
 
 
 @router.get("")
-async def list_files(jobs: Jobs, caller: Caller, purpose: str | None = None) -> dict[str, Any]:
+def list_files(jobs: Jobs, caller: Caller, purpose: str | None = None) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [f.as_openai() for f in jobs.store.list_files(purpose, caller)],
@@ -53,16 +55,16 @@ async def list_files(jobs: Jobs, caller: Caller, purpose: str | None = None) -> 
 
 
 @router.get("/{file_id}")
-async def get_file(file_id: str, jobs: Jobs, caller: Caller) -> dict[str, Any]:
+def get_file(file_id: str, jobs: Jobs, caller: Caller) -> dict[str, Any]:
     return jobs.store.get_file(file_id, caller).as_openai()
 
 
 @router.delete("/{file_id}")
-async def delete_file(file_id: str, jobs: Jobs, caller: Caller) -> dict[str, Any]:
+def delete_file(file_id: str, jobs: Jobs, caller: Caller) -> dict[str, Any]:
     jobs.store.delete_file(file_id, caller)
     return {"id": file_id, "object": "file", "deleted": True}
 
 
 @router.get("/{file_id}/content")
-async def file_content(file_id: str, jobs: Jobs, caller: Caller) -> Response:
+def file_content(file_id: str, jobs: Jobs, caller: Caller) -> Response:
     return Response(jobs.store.file_content(file_id, caller), media_type="application/jsonl")

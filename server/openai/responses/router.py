@@ -8,6 +8,7 @@ stored unless ``store`` is false (``server/openai/responses/store.py``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -107,7 +108,9 @@ async def create_response(
 ) -> Response:
     check_request(body)
     previous = (
-        store.get(body.previous_response_id, caller, param="previous_response_id").conversation
+        (
+            await asyncio.to_thread(store.get, body.previous_response_id, caller, "previous_response_id")
+        ).conversation
         if body.previous_response_id
         else []
     )
@@ -191,18 +194,18 @@ async def _live_stream(
 
 
 @router.get("/v1/responses/{response_id}")
-async def get_response(response_id: str, store: Store, caller: Caller) -> dict[str, Any]:
+def get_response(response_id: str, store: Store, caller: Caller) -> dict[str, Any]:
     return store.get(response_id, caller).response
 
 
 @router.delete("/v1/responses/{response_id}")
-async def delete_response(response_id: str, store: Store, caller: Caller) -> dict[str, Any]:
+def delete_response(response_id: str, store: Store, caller: Caller) -> dict[str, Any]:
     store.delete(response_id, caller)
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
 
 @router.get("/v1/responses/{response_id}/input_items")
-async def list_input_items(
+def list_input_items(
     response_id: str,
     store: Store,
     caller: Caller,
