@@ -15,8 +15,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from wrappers.errors import ConfigurationError, WrapserveError
@@ -29,14 +30,18 @@ Dialect = Literal["sqlite", "postgresql"]
 Params = Sequence[Any] | Mapping[str, Any]
 
 
-class Rows(Protocol):
-    """What a statement gives back: rows readable by column name, and the rows it changed."""
+@dataclass(frozen=True)
+class Rows:
+    """What a statement gave back: its rows (readable by column name), and the rows it changed."""
 
+    rows: list[Any]
     rowcount: int
 
-    def fetchone(self) -> Any: ...
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
 
-    def fetchall(self) -> list[Any]: ...
+    def fetchall(self) -> list[Any]:
+        return self.rows
 
 
 def redact_url(url: str) -> str:
@@ -88,9 +93,12 @@ class Database:
     # -- statements ----------------------------------------------------------------------
 
     def execute(self, sql: str, params: Params = ()) -> Rows:
+        """Run one statement and read its rows at once, under the lock: threads share the
+        connection, and none may read rows while another's transaction is open on it."""
         with self._lock, self._reachable():
-            rows: Rows = self._connection.execute(self._translate(sql), params)
-            return rows
+            cursor = self._connection.execute(self._translate(sql), params)
+            rows = cursor.fetchall() if cursor.description is not None else []
+            return Rows(rows, cursor.rowcount)
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         with self._lock, self._reachable():
