@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -38,6 +39,16 @@ __all__ = ["create_app"]
 log = logging.getLogger("wrapserve")
 
 
+def _freeze_startup_heap() -> None:
+    """Keep what start-up built out of the garbage collector's scans.
+
+    vLLM, torch and transformers leave millions of objects that live as long as the
+    server; a full collection under load would walk all of them on the event loop
+    (vLLM's own server freezes them too)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def _start_engine(state: ServerState) -> None:
     try:
         engine = await state.engine_factory()
@@ -56,6 +67,7 @@ async def _start_engine(state: ServerState) -> None:
         log.error("grammar warm-up failed: %s", error.message)
         state.lifecycle.fail(f"grammar warm-up failed: {error.message}")
         return
+    _freeze_startup_heap()
     state.lifecycle.ready()
     log.info(
         "grammars compiled and warmed for %d wrappers in %.1fs (%d first calls run, %d failed)",

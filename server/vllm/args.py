@@ -116,19 +116,24 @@ def explain_start_failure(cause: str) -> str:
 
 
 class KvCacheProbe:
-    """Keeps the latest KV-cache usage (0-1) vLLM reports through its stat-logger hook."""
+    """Keeps the latest KV-cache usage (0-1) vLLM reports through its stat-logger hook.
+
+    ``logger_class()`` stands in for vLLM's Prometheus stat logger, which vLLM adds unless
+    one is given: Wrapserve publishes metrics of its own (``server/http/metrics.py``), and
+    vLLM's would only cost histogram updates for every token on the event loop.
+    """
 
     def __init__(self) -> None:
         self.usage: float | None = None
 
-    def factory(self, vllm_config: Any, engine_index: int = 0) -> Any:
-        from vllm.v1.metrics.loggers import StatLoggerBase
+    def logger_class(self) -> type:
+        from vllm.v1.metrics.loggers import PrometheusStatLogger
 
         probe = self
 
-        class _Recorder(StatLoggerBase):
-            def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
-                pass
+        class KvUsageLogger(PrometheusStatLogger):
+            def __init__(self, vllm_config: Any, engine_indexes: list[int] | None = None) -> None:
+                self.engine_indexes = engine_indexes or [0]  # vLLM's registry is left untouched
 
             def record(
                 self,
@@ -140,7 +145,16 @@ class KvCacheProbe:
                 if scheduler_stats is not None:
                     probe.usage = float(scheduler_stats.kv_cache_usage)
 
+            def record_admission_rejection(self, reason: str) -> None:
+                pass
+
+            def record_sleep_state(self, sleep: int = 0, level: int = 0) -> None:
+                pass
+
             def log_engine_initialized(self) -> None:
                 pass
 
-        return _Recorder(vllm_config, engine_index)
+            def log(self) -> None:
+                pass
+
+        return KvUsageLogger

@@ -57,6 +57,10 @@ _SHORT_TEXT_CHARS = 64
 _SHORT_TEXTS_KEPT = 4096
 
 
+# Prompt tokens an answer decoded whole is read after: how the first answer token decodes can
+# depend on what comes before it (SentencePiece's leading space), as in vLLM's own detokenizer.
+_DECODE_CONTEXT_TOKENS = 8
+
 # About what a chat template adds around each message (role markers, separators).
 _TEMPLATE_CHARS_PER_MESSAGE = 32
 
@@ -101,6 +105,8 @@ class VllmEngine:
         # Only whole KV blocks are shared by vLLM's prefix cache; None: no prefix cache.
         block_size = cache.block_size if cache is not None and cache.enable_prefix_caching else None
         self._tokenizing = TokenizerLanes(self._tokenizer, chat_template, block_size)
+        # The Rust tokenizer under the Hugging Face one, which vLLM's detokenizer steps too.
+        self._decoder = getattr(self._tokenizer, "_tokenizer", None)
         self._short_texts: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # least recent first
         # No token covers more characters than this, so a text longer than max_model_len x
         # this cannot fit the context: refused before it is tokenized (8 MB of text would
@@ -144,7 +150,7 @@ class VllmEngine:
             device = detect_device(settings.device)
             args = engine_args(settings, manifest, weights, device)
             if client is None:
-                return AsyncLLM.from_engine_args(args, stat_loggers=[kv_probe.factory]), device
+                return AsyncLLM.from_engine_args(args, stat_loggers=[kv_probe.logger_class()]), device
             addresses = dict(client)
             count, index = addresses.pop("client_count"), addresses.pop("client_index")
             addresses.pop("api_server_loads", None)  # vLLM's own accept balancing; uvicorn accepts here
@@ -153,7 +159,7 @@ class VllmEngine:
             llm = AsyncLLM.from_vllm_config(
                 config,
                 usage_context=UsageContext.OPENAI_API_SERVER,
-                stat_loggers=[kv_probe.factory],
+                stat_loggers=[kv_probe.logger_class()],
                 client_addresses=addresses,
                 client_count=count,
                 client_index=index,
@@ -164,6 +170,11 @@ class VllmEngine:
             llm, device = await asyncio.to_thread(build)
         except Exception as error:  # vLLM raises many types here; all mean "cannot start"
             raise ConfigurationError(explain_start_failure(str(error) or type(error).__name__)) from error
+        # vLLM reads its settings from the environment on every use (per token, in its
+        # output processing) until told they are final, as its engine process does at start.
+        from vllm.envs import enable_envs_cache
+
+        enable_envs_cache()
         info = EngineInfo(
             model_id=manifest.id,
             max_model_len=llm.model_config.max_model_len,
@@ -232,7 +243,23 @@ class VllmEngine:
             ignore_eos=sampling.ignore_eos,
             structured_outputs=structured,
             output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
+            # Text is needed token by token only to stream it, find stop strings or name
+            # logprob tokens; otherwise the answer is decoded once, whole (_answer_text).
+            detokenize=delta or bool(sampling.stop) or sampling.logprobs is not None,
+            skip_clone=True,  # built for this one request: vLLM need not deep-copy it
         )
+
+    def _answer_text(self, prompt_token_ids: Sequence[int], token_ids: Sequence[int]) -> str:
+        """The answer's text, decoded once after the last few prompt tokens as vLLM's
+        incremental detokenizer reads it (special tokens skipped)."""
+        context = list(prompt_token_ids[-_DECODE_CONTEXT_TOKENS:])
+        if self._decoder is None:
+            return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
+        before = self._decoder.decode(context, skip_special_tokens=True)
+        whole = self._decoder.decode([*context, *token_ids], skip_special_tokens=True)
+        if whole.startswith(before):
+            return str(whole[len(before) :])
+        return str(self._decoder.decode(list(token_ids), skip_special_tokens=True))
 
     async def _outputs(
         self, request: GenerationRequest, delta: bool, params: Any = None
@@ -243,7 +270,8 @@ class VllmEngine:
         if self._llm.errored:
             raise EngineUnavailable("the inference engine has stopped; restart the server")
         params = params or self._sampling_params(request.sampling, request.constraint, delta)
-        prompt = {"prompt_token_ids": list(request.prompt_token_ids)}
+        # Tokens as vLLM's renderer would hand them on: no renderer pass per request.
+        prompt = {"type": "token", "prompt_token_ids": list(request.prompt_token_ids)}
         try:
             async for output in self._llm.generate(prompt, params, request.request_id):
                 yield output
@@ -269,17 +297,21 @@ class VllmEngine:
         return tuple(entries)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
+        params = self._sampling_params(request.sampling, request.constraint, delta=False)
         final = None
-        async for output in self._outputs(request, delta=False):
+        async for output in self._outputs(request, delta=False, params=params):
             final = output
         if final is None:
             raise EngineUnavailable("the engine returned no output")
         if any(c.finish_reason == "error" for c in final.outputs):
             raise _request_error(request)
+        detokenized = params.detokenize
         choices = tuple(
             GeneratedChoice(
                 index=completion.index,
-                text=completion.text,
+                text=completion.text
+                if detokenized
+                else self._answer_text(request.prompt_token_ids, completion.token_ids),
                 completion_tokens=len(completion.token_ids),
                 finish_reason=completion.finish_reason or "abort",
                 logprobs=self._logprobs(completion),
@@ -333,6 +365,8 @@ class VllmEngine:
             temperature=0.0,
             logprob_token_ids=tokens,
             output_kind=RequestOutputKind.FINAL_ONLY,
+            detokenize=False,  # only the log-probs are read
+            skip_clone=True,
         )
         request = GenerationRequest(request_id, prompt)
         final = None
