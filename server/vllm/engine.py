@@ -22,12 +22,10 @@ from typing import Any
 from models.manifest import ModelManifest
 from server.engine.protocol import (
     ChatMessage,
-    Constraint,
     EngineInfo,
     GeneratedChoice,
     GenerationRequest,
     GenerationResult,
-    Sampling,
     Scores,
     StreamDelta,
     TokenLogprob,
@@ -42,6 +40,7 @@ from server.vllm.args import (
     explain_start_failure,
 )
 from server.vllm.branching import TokenPath, branch_points, constrained_logprobs
+from server.vllm.sampling import answer_text, sampling_params
 from server.vllm.tokenizing import TokenizerLanes
 from wrappers.errors import BadRequest, ConfigurationError, EngineUnavailable
 
@@ -56,10 +55,6 @@ _MAX_SCORED_TOKENS = 128
 _SHORT_TEXT_CHARS = 64
 _SHORT_TEXTS_KEPT = 4096
 
-
-# Prompt tokens an answer decoded whole is read after: how the first answer token decodes can
-# depend on what comes before it (SentencePiece's leading space), as in vLLM's own detokenizer.
-_DECODE_CONTEXT_TOKENS = 8
 
 # About what a chat template adds around each message (role markers, separators).
 _TEMPLATE_CHARS_PER_MESSAGE = 32
@@ -105,8 +100,6 @@ class VllmEngine:
         # Only whole KV blocks are shared by vLLM's prefix cache; None: no prefix cache.
         block_size = cache.block_size if cache is not None and cache.enable_prefix_caching else None
         self._tokenizing = TokenizerLanes(self._tokenizer, chat_template, block_size)
-        # The Rust tokenizer under the Hugging Face one, which vLLM's detokenizer steps too.
-        self._decoder = getattr(self._tokenizer, "_tokenizer", None)
         self._short_texts: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # least recent first
         # No token covers more characters than this, so a text longer than max_model_len x
         # this cannot fit the context: refused before it is tokenized (8 MB of text would
@@ -221,46 +214,6 @@ class VllmEngine:
 
     # -- generation ------------------------------------------------------------------
 
-    def _sampling_params(self, sampling: Sampling, constraint: Constraint | None, delta: bool) -> Any:
-        from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
-
-        structured = None
-        if constraint is not None and constraint.kind == "json":
-            structured = StructuredOutputsParams(json=constraint.spec)
-        elif constraint is not None:
-            structured = StructuredOutputsParams(regex=constraint.spec)
-        return SamplingParams(
-            n=sampling.n,
-            max_tokens=sampling.max_tokens,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            stop=list(sampling.stop) or None,
-            seed=sampling.seed,
-            logprobs=sampling.logprobs,
-            repetition_penalty=sampling.repetition_penalty,
-            frequency_penalty=sampling.frequency_penalty,
-            presence_penalty=sampling.presence_penalty,
-            ignore_eos=sampling.ignore_eos,
-            structured_outputs=structured,
-            output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
-            # Text is needed token by token only to stream it, find stop strings or name
-            # logprob tokens; otherwise the answer is decoded once, whole (_answer_text).
-            detokenize=delta or bool(sampling.stop) or sampling.logprobs is not None,
-            skip_clone=True,  # built for this one request: vLLM need not deep-copy it
-        )
-
-    def _answer_text(self, prompt_token_ids: Sequence[int], token_ids: Sequence[int]) -> str:
-        """The answer's text, decoded once after the last few prompt tokens as vLLM's
-        incremental detokenizer reads it (special tokens skipped)."""
-        context = list(prompt_token_ids[-_DECODE_CONTEXT_TOKENS:])
-        if self._decoder is None:
-            return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
-        before = self._decoder.decode(context, skip_special_tokens=True)
-        whole = self._decoder.decode([*context, *token_ids], skip_special_tokens=True)
-        if whole.startswith(before):
-            return str(whole[len(before) :])
-        return str(self._decoder.decode(list(token_ids), skip_special_tokens=True))
-
     async def _outputs(
         self, request: GenerationRequest, delta: bool, params: Any = None
     ) -> AsyncIterator[Any]:
@@ -269,7 +222,7 @@ class VllmEngine:
 
         if self._llm.errored:
             raise EngineUnavailable("the inference engine has stopped; restart the server")
-        params = params or self._sampling_params(request.sampling, request.constraint, delta)
+        params = params or sampling_params(request.sampling, request.constraint, delta)
         # Tokens as vLLM's renderer would hand them on: no renderer pass per request.
         prompt = {"type": "token", "prompt_token_ids": list(request.prompt_token_ids)}
         try:
@@ -297,7 +250,7 @@ class VllmEngine:
         return tuple(entries)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        params = self._sampling_params(request.sampling, request.constraint, delta=False)
+        params = sampling_params(request.sampling, request.constraint, delta=False)
         final = None
         async for output in self._outputs(request, delta=False, params=params):
             final = output
@@ -311,7 +264,7 @@ class VllmEngine:
                 index=completion.index,
                 text=completion.text
                 if detokenized
-                else self._answer_text(request.prompt_token_ids, completion.token_ids),
+                else answer_text(self._tokenizer, request.prompt_token_ids, completion.token_ids),
                 completion_tokens=len(completion.token_ids),
                 finish_reason=completion.finish_reason or "abort",
                 logprobs=self._logprobs(completion),
