@@ -25,8 +25,6 @@ from benchmarks.run import _layout
 from benchmarks.scenarios import Scenarios, Sizes
 from benchmarks.servers import ServerConfig, Servers, StartedServer
 from benchmarks.workloads import build_workload
-from server.vllm.args import CPU_BLOCK_SIZE
-from server.vllm.dtype import cpu_has_native_bf16
 
 __all__ = ["main"]
 
@@ -78,12 +76,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "api_cpu.json")
     args = parser.parse_args()
-    config = ServerConfig(  # the engine options benchmarks.run gives both servers on a CPU
-        model_id="smollm2-135m-instruct",
-        block_size=CPU_BLOCK_SIZE,
-        dtype="bfloat16" if cpu_has_native_bf16() else "float32",
-        kv_cache_gib=1.0,
-    )
+    config = ServerConfig.cpu_defaults()
     work = Path(tempfile.mkdtemp(prefix="wrapserve-api-cpu-"))
     with Servers(config, work) as servers:
         ws_server = servers.start_wrapserve()

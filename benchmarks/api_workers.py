@@ -26,8 +26,6 @@ import psutil
 from benchmarks.clients import RunStats, WrapserveClient, run_bounded, summarize
 from benchmarks.servers import ServerConfig, Servers, StartedServer
 from benchmarks.workloads import classify_tasks, extract_tasks
-from server.vllm.args import CPU_BLOCK_SIZE
-from server.vllm.dtype import cpu_has_native_bf16
 
 __all__ = ["main"]
 
@@ -65,12 +63,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "api_workers.json")
     args = parser.parse_args()
-    config = ServerConfig(  # what Wrapserve runs on a CPU by default, as benchmarks.run passes it
-        model_id="smollm2-135m-instruct",
-        block_size=CPU_BLOCK_SIZE,
-        dtype="bfloat16" if cpu_has_native_bf16() else "float32",
-        kv_cache_gib=1.0,
-    )
+    config = ServerConfig.cpu_defaults()
     counts = (1, args.workers)
     workloads = {
         "classify": (classify_tasks(args.classify, seed=1), classify_tasks(args.classify, seed=2)),

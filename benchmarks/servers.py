@@ -68,6 +68,19 @@ class ServerConfig:
     def model_dir(self) -> Path:
         return self.weights_dir / self.model_id
 
+    @classmethod
+    def cpu_defaults(cls) -> ServerConfig:
+        """What Wrapserve runs on a CPU by default, as ``benchmarks.run`` passes it."""
+        from server.vllm.args import CPU_BLOCK_SIZE
+        from server.vllm.dtype import cpu_has_native_bf16
+
+        return cls(
+            model_id="smollm2-135m-instruct",
+            block_size=CPU_BLOCK_SIZE,
+            dtype="bfloat16" if cpu_has_native_bf16() else "float32",
+            kv_cache_gib=1.0,
+        )
+
 
 @dataclass
 class StartedServer:
