@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import llguidance
+import llguidance.torch as llguidance_torch
 from outlines_core import Index, Vocabulary
 
 from server.engine.protocol import (
@@ -45,6 +46,7 @@ from server.engine.protocol import (
     Scores,
     StreamDelta,
 )
+from server.structured.digits import DigitBound
 from wrappers.errors import BadRequest, EngineUnavailable
 
 __all__ = ["FakeEngine"]
@@ -119,16 +121,21 @@ def _json_constrained(spec: str, seed: int) -> Iterator[str]:
     )
     if matcher.is_error():
         raise BadRequest(f"the output grammar cannot be built: {matcher.get_error()}")
+    bitmask = llguidance_torch.allocate_token_bitmask(1, tokenizer.vocab_size)
+    bound = DigitBound(tokenizer)  # as the engine's plugin bounds numbers (server/vllm/plugins)
     decoder = codecs.getincrementaldecoder("utf-8")()
     step, in_string, escaped = 0, False, False
     while not matcher.is_stopped():
-        mask = matcher.compute_bitmask()
-        allowed = [token for token in range(tokenizer.vocab_size) if mask[token // 8] >> (token % 8) & 1]
+        llguidance_torch.fill_next_token_bitmask(matcher, bitmask, 0)
+        bound.narrow(bitmask, 0)
+        words = bitmask[0].tolist()
+        allowed = [token for token in range(tokenizer.vocab_size) if words[token // 32] >> (token % 32) & 1]
         if not allowed or tokenizer.eos_token in allowed:
             return
         preferred = (_QUOTE,) if in_string and not escaped else () if in_string else _CLOSING
         token = next((t for t in preferred if t in allowed), min(allowed, key=lambda t: _hash(seed, step, t)))
         matcher.consume_token(token)
+        bound.consume([token])
         if escaped:
             escaped = False
         elif token == _BACKSLASH and in_string:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.http.middleware.auth import Caller, check_wrapper_allowed, visible_wrapper
+from server.http.middleware.auth import caller_digest, check_wrapper_allowed, visible_wrapper
 from server.invocation.service import Invocation, InvokeOptions, WrapperService
 from server.releases.channels import ROUTE_KEY_HEADER
 from server.state import ServerState, get_state
@@ -86,14 +87,18 @@ async def get_wrapper(
     }
 
 
-@router.post("/{name}/invoke")
-async def invoke(
-    name: str, body: InvokeRequest, service: Service, request: Request, caller: Caller
-) -> dict[str, Any]:
+@router.post("/{name}/invoke", response_model=None)
+async def invoke(name: str, body: InvokeRequest, request: Request) -> JSONResponse:
+    # The hot route: the service read off the request rather than through two dependencies,
+    # and the answer (plain JSON already) sent as it is, not validated against ``dict`` and
+    # walked by jsonable_encoder first (benchmarks/RESULTS.md, "API-process CPU per call").
+    service = request.app.state.wrapserve.wrappers
     check_wrapper_allowed(request, name.partition("@")[0])
     wrapper, route = service.route(name, body.version, request.headers.get(ROUTE_KEY_HEADER))
-    invocation = await service.invoke_routed(wrapper, route, body.input, body.options, owner=caller)
-    return invocation.as_json()
+    invocation = await service.invoke_routed(
+        wrapper, route, body.input, body.options, owner=caller_digest(request)
+    )
+    return JSONResponse(invocation.as_json())
 
 
 @router.post("/{name}/batch")

@@ -115,8 +115,8 @@ def _check_ref_chain(root: dict[str, Any], node: dict[str, Any], path: str) -> N
 
 
 # Bounds the grammar adds where a schema has none, so that no answer can run away inside a
-# value: integers of at most 18 digits (and numbers' integer part at most 16: a fraction
-# stays unbounded, llguidance has no bound for it), and the longest real address or URL.
+# value: integers of at most 18 digits (and numbers' integer part at most 16; their fraction
+# is bounded beside the grammar, server/structured/digits.py), and the longest real address or URL.
 _INTEGER_LIMIT = 10**18 - 1
 _NUMBER_LIMIT = 1e16
 _FORMAT_LENGTHS = {"email": 254, "hostname": 253, "uri": 2083}
