@@ -6,8 +6,8 @@ What the suite asks and the server refuses (images, audio, PDF inputs, Anthropic
 blocks) is switched off through the suite's own feature flags below, each with its reason;
 recorded-cassette (VCR) tests need no server. Tests whose outcome is decided by the model and
 not by the server are marked in ``MODEL_BOUND`` with what the 135M model does there: they still
-run (a pass is reported as XPASS), and on a larger model (``WRAPSERVE_TEST_MODEL`` names the
-served model to test) the marks are left off.
+run (a pass is reported as XPASS), and on a larger model (``WRAPSERVE_MODEL`` names it; the
+test server inherits the environment) the marks are left off.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.openai.conftest import MODEL
 integration_tests = pytest.importorskip("langchain_tests.integration_tests")
 langchain_openai = pytest.importorskip("langchain_openai")
 
-SERVED_MODEL = os.environ.get("WRAPSERVE_TEST_MODEL", MODEL)
+SERVED_MODEL = os.environ.get("WRAPSERVE_MODEL", MODEL)  # the test server inherits it
 
 # test name -> what the embedded 135M model does there, seen in a run of this file (the
 # server's part is checked by the rest of the suite and by tests/openai: a forced tool call is
