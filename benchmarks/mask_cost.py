@@ -144,8 +144,8 @@ def main() -> int:
                         started = time.perf_counter()
                         step(token)
                         times[name].append(time.perf_counter() - started)
-        tokens = sum(len(answer) for answer in answers)
-        print(f"{case}: {len(answers)} answers, {tokens} tokens, {args.repeats} walks per backend")
+        count = sum(len(answer) for answer in answers)
+        print(f"{case}: {len(answers)} answers, {count} tokens, {args.repeats} walks per backend")
         results[case] = {}
         for name, samples in times.items():
             mean, median = statistics.fmean(samples) * 1e6, statistics.median(samples) * 1e6
