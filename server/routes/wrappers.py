@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
 
 from server.http.middleware.auth import caller_digest, check_wrapper_allowed, visible_wrapper
 from server.invocation.service import Invocation, InvokeOptions, WrapperService
@@ -88,7 +89,7 @@ async def get_wrapper(
 
 
 @router.post("/{name}/invoke", response_model=None)
-async def invoke(name: str, body: InvokeRequest, request: Request) -> JSONResponse:
+async def invoke(name: str, body: InvokeRequest, request: Request) -> Response:
     # The hot route: the service read off the request rather than through two dependencies,
     # and the answer (plain JSON already) sent as it is, not validated against ``dict`` and
     # walked by jsonable_encoder first (benchmarks/RESULTS.md, "API-process CPU per call").
@@ -98,7 +99,8 @@ async def invoke(name: str, body: InvokeRequest, request: Request) -> JSONRespon
     invocation = await service.invoke_routed(
         wrapper, route, body.input, body.options, owner=caller_digest(request)
     )
-    return JSONResponse(invocation.as_json())
+    # pydantic-core's encoder, as FastAPI's response pass used: non-finite floats become null.
+    return Response(to_json(invocation.as_json(), inf_nan_mode="null"), media_type="application/json")
 
 
 @router.post("/{name}/batch")

@@ -60,11 +60,16 @@ def _fresh_matcher(tokenizer: llguidance.LLTokenizer) -> llguidance.LLMatcher:
 class DigitBound:
     """The lexical matcher of one answer, narrowing the schema matcher's token masks.
 
-    Follows the schema matcher step for step: ``consume`` every token it consumes,
-    ``rollback`` as it rolls back, ``reset`` with it. Its mask is computed only where the
-    text so far ends inside a number (a digit, point, sign or exponent outside a string):
+    Follows the schema matcher step for step: ``consume`` every token it consumes (the end
+    token too), ``rollback`` as it rolls back, ``reset`` with it. Its mask is computed only
+    where the text so far ends inside a number (after a digit or minus sign outside a string):
     elsewhere no token of a real vocabulary holds more digits than the bound, so the schema's
     mask is left as it is and the step costs one scan of the token's bytes.
+
+    Where the two masks share nothing the bound steps aside: it counts the tokens consumed
+    from there instead of matching them, and a rollback past that point (a speculative path
+    the engine rejected) puts it back. A token the lexical matcher refuses ends the bound for
+    the answer (llguidance's matchers stay in error); ``reset`` starts a fresh one.
     """
 
     def __init__(self, tokenizer: llguidance.LLTokenizer) -> None:
@@ -74,8 +79,8 @@ class DigitBound:
         self._matcher = _fresh_matcher(tokenizer).deep_copy()  # building one takes ~1 ms
         self._scratch = llguidance_torch.allocate_token_bitmask(1, tokenizer.vocab_size)
         self._scratch_row = self._scratch[0].numpy()
-        self._off = False
-        self._states: list[_Lexeme] = [_Lexeme.OUTSIDE]  # after each consumed token
+        self._aside: int | None = None  # tokens consumed since the bound stepped aside
+        self._states: list[_Lexeme] = [_Lexeme.OUTSIDE]  # after each matched token
 
     @property
     def inside_number(self) -> bool:
@@ -83,7 +88,7 @@ class DigitBound:
 
     @property
     def active(self) -> bool:
-        return not self._off and not self._matcher.is_error()
+        return self._aside is None and not self._matcher.is_error()
 
     def narrow(self, bitmask: torch.Tensor, index: int) -> None:
         """Clear from row ``index`` of a filled token bitmask (on the CPU, as vLLM fills it)
@@ -99,14 +104,14 @@ class DigitBound:
         if both.any():
             row[:] = both
         else:  # only a number longer than the bound continues the schema's grammar here
-            self._off = True
+            self._aside = 0
 
     def consume(self, tokens: list[int]) -> None:
-        if not self.active:
+        if self._aside is not None:
+            self._aside += len(tokens)
             return
-        if not self._matcher.consume_tokens(tokens):
-            self._off = True
-            return
+        if self._matcher.is_error() or not self._matcher.consume_tokens(tokens):
+            return  # refused: the matcher is in error, the bound is off for this answer
         state = self._states[-1]
         for token in tokens:
             state = _scan(state, self._tokenizer.decode_bytes([token]))
@@ -117,13 +122,19 @@ class DigitBound:
         return self._matcher.validate_tokens(tokens) if self.active else len(tokens)
 
     def rollback(self, count: int) -> None:
-        if self.active and count > 0:
+        if self._aside is not None:
+            undone = min(count, self._aside)
+            self._aside -= undone
+            count -= undone
+            if self._aside == 0 and undone > 0:
+                self._aside = None  # back before the step that needed a longer number
+        if count > 0 and not self._matcher.is_error():
             self._matcher.rollback(count)
             del self._states[max(1, len(self._states) - count) :]
 
     def reset(self) -> None:
-        self._matcher.reset()
-        self._off = False
+        self._matcher = _fresh_matcher(self._tokenizer).deep_copy()
+        self._aside = None
         self._states = [_Lexeme.OUTSIDE]
 
 
@@ -134,6 +145,7 @@ class _Lexeme(enum.Enum):
     ESCAPE = "escape"  # just after a backslash in a string
 
 
+_NUMBER_STARTS = frozenset(b"-0123456789")
 _NUMBER_BYTES = frozenset(b"0123456789.eE+-")
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")
 
@@ -146,6 +158,8 @@ def _scan(state: _Lexeme, data: bytes) -> _Lexeme:
             state = _Lexeme.ESCAPE if byte == _BACKSLASH else _Lexeme.OUTSIDE if byte == _QUOTE else state
         elif byte == _QUOTE:
             state = _Lexeme.STRING
-        else:
-            state = _Lexeme.NUMBER if byte in _NUMBER_BYTES else _Lexeme.OUTSIDE
+        elif state is _Lexeme.NUMBER:
+            state = state if byte in _NUMBER_BYTES else _Lexeme.OUTSIDE
+        else:  # the "e" of true and false starts no number
+            state = _Lexeme.NUMBER if byte in _NUMBER_STARTS else _Lexeme.OUTSIDE
     return state

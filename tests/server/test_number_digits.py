@@ -122,6 +122,36 @@ def test_rollback_and_reset_follow_the_schemas_matcher() -> None:
     assert not DIGITS & _allowed(grammar)
 
 
+def test_an_end_token_the_schema_consumed_is_rolled_back_in_step() -> None:
+    """A top-level number does not stop the schema's matcher, so it consumes the end token
+    (a speculative one, say) and a rollback counts it: the bound must count it too."""
+    grammar = _bounded({"type": "number"})
+    assert grammar.accept_tokens("r", [*b"0.1234", EOS])
+    grammar.rollback(2)  # back to "0.123"
+    assert grammar.accept_tokens("r", list(b"5" * (FRACTION_DIGITS - 3)))
+    assert not DIGITS & _allowed(grammar) and EOS in _allowed(grammar)
+
+
+def test_a_rollback_past_where_the_bound_stepped_aside_puts_it_back() -> None:
+    schema = {"type": "number", "exclusiveMinimum": 0.5, "maximum": 1}
+    grammar = _bounded(schema)
+    assert grammar.accept_tokens("r", list(b"0.5" + b"0" * (FRACTION_DIGITS - 1)))
+    _allowed(grammar)  # the masks share nothing here: the bound steps aside
+    assert not grammar.bound.active
+    assert grammar.accept_tokens("r", [ord("7")])
+    grammar.rollback(2)  # the "7" and the last "0": a path the engine rejected
+    assert grammar.bound.active and DIGITS & _allowed(grammar)
+    assert grammar.accept_tokens("r", [ord("3")])  # 0.5 + 13 zeros + 3: fifteen digits, valid
+    assert not DIGITS & _allowed(grammar) and EOS in _allowed(grammar)
+
+
+def test_true_and_false_are_not_numbers_to_the_bound() -> None:
+    bound = DigitBound(TOKENIZER)
+    for text, inside in ((b"[true", False), (b",false", False), (b",-", True), (b"1e", True), (b"5]", False)):
+        bound.consume(list(text))
+        assert bound.inside_number is inside, text
+
+
 SCHEMA = {
     "x-guidance": {"whitespace_flexible": False},  # as the policy compiles every schema
     "type": "object",

@@ -41,9 +41,12 @@ class DigitBoundGrammar:
             self.bound.narrow(bitmask, idx)
 
     def accept_tokens(self, request_id: str, tokens: list[int]) -> bool:
+        # vLLM's grammar consumes nothing once its matcher has stopped (a trailing EOS is
+        # then its rollback_lag) and everything, the end token included, before: the same here.
+        stopped = self.grammar.ll_matcher.is_stopped()
         accepted = bool(self.grammar.accept_tokens(request_id, tokens))
-        if accepted:
-            self.bound.consume([t for t in tokens if t != self.grammar.ll_tokenizer.eos_token])
+        if accepted and not stopped:
+            self.bound.consume(tokens)
         return accepted
 
     def validate_tokens(self, tokens: list[int]) -> list[int]:

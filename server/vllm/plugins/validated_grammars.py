@@ -37,13 +37,19 @@ def remembering(original: Validate, capacity: int = CAPACITY) -> Validate:
     def validate_guidance_grammar(sampling_params: Any, tokenizer: Any = None) -> None:
         key = _key(sampling_params, tokenizer)
         if key is not None and key in passed:
-            passed.move_to_end(key)
-            return
+            try:
+                passed.move_to_end(key)
+                return
+            except KeyError:  # evicted meanwhile by a call on another thread: check it again
+                pass
         original(sampling_params, tokenizer=tokenizer)  # raises on a bad grammar: not remembered
         if key is not None:
             passed[key] = None
-            if len(passed) > capacity:
-                passed.popitem(last=False)
+            while len(passed) > capacity:
+                try:
+                    passed.popitem(last=False)
+                except KeyError:
+                    break
 
     validate_guidance_grammar._wrapserve_validated_grammars = True  # type: ignore[attr-defined]
     validate_guidance_grammar.remembered = passed  # type: ignore[attr-defined]
