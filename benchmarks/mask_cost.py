@@ -3,8 +3,8 @@
 What vLLM's engine core does for a constrained request every step (fill the request's row of
 the token bitmask, then advance the grammar by the sampled token), timed on its own for
 outlines (outlines_core's ``Guide``, advanced as ``server/vllm/plugins/grammar_advance.py``
-makes it), guidance (llguidance's matcher; with the JSON digit bound of
-``server/vllm/plugins/number_digits.py`` too) and xgrammar (its ``GrammarMatcher``), on the
+makes it), guidance (vLLM's ``GuidanceGrammar``; also wrapped in the JSON digit bound of
+``server/vllm/plugins/number_digits.py``, as the engine runs client schemas) and xgrammar (its ``GrammarMatcher``), on the
 model's own vocabulary, over the tokens of real answers, the backends alternating in one run.
 Two grammars: a wrapper's (the ``entities`` output as its outlines regex, which every backend
 takes) and a client's JSON Schema (each backend compiling it its own way).
@@ -21,14 +21,28 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.grammar_step import ANSWERS as ENTITY_ANSWERS
-from benchmarks.number_digits import ANSWERS as CLIENT_ANSWERS
-from benchmarks.number_digits import SCHEMA as CLIENT_SCHEMA
 from benchmarks.servers import ServerConfig
 from server.structured.grammar import compact_regex
 from server.structured.policy import GrammarLimits, plan_schema
 from wrappers.catalogue.extract import Entities
 
 Step = Callable[[int], None]  # fill the mask, then advance by the token
+
+CLIENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "price": {"type": "number", "minimum": 0},
+        "rating": {"type": "number", "minimum": 0, "maximum": 5},
+        "scores": {"type": "array", "items": {"type": "number"}},
+    },
+    "required": ["name", "price", "rating", "scores"],
+}
+CLIENT_ANSWERS = (  # number-heavy, where the digit bound does its work
+    {"name": "Blue kettle", "price": 39.99, "rating": 4.25, "scores": [0.5, -1.75, 12, 3.141592653589793]},
+    {"name": "Desk lamp, brass", "price": 120, "rating": 3.9, "scores": []},
+    {"name": "Tea", "price": 4.5, "rating": 5, "scores": [0.0001, 2500.5]},
+)  # no exponents: the grammar of a bounded number has none
 
 
 def _args() -> argparse.Namespace:
@@ -48,9 +62,11 @@ def main() -> int:
     import xgrammar as xgr
     from outlines_core.json_schema import build_regex_from_schema
     from transformers import AutoTokenizer
+    from vllm.v1.structured_output.backend_guidance import GuidanceGrammar
     from vllm.v1.structured_output.utils import get_outlines_vocabulary
 
     from server.structured.digits import DigitBound
+    from server.vllm.plugins.number_digits import DigitBoundGrammar
 
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     vocab_size = len(tokenizer)
@@ -80,14 +96,14 @@ def main() -> int:
     def guidance_walker(grammar: str, bounded: bool = False) -> Callable[[], Step]:
         def start() -> Step:
             matcher = llguidance.LLMatcher(ll_tokenizer, grammar, log_level=0)
-            bound = DigitBound(ll_tokenizer) if bounded else None
+            plain = GuidanceGrammar(
+                ll_matcher=matcher, ll_tokenizer=ll_tokenizer, vocab_size=ll_tokenizer.vocab_size
+            )
+            walker = DigitBoundGrammar(plain, DigitBound(ll_tokenizer)) if bounded else plain
 
             def step(token: int) -> None:
-                llguidance_torch.fill_next_token_bitmask(matcher, ll_bitmask, 0)
-                if bound is not None:
-                    bound.narrow(ll_bitmask, 0)
-                    bound.consume([token])
-                matcher.consume_token(token)
+                walker.fill_bitmask(ll_bitmask, 0)
+                walker.accept_tokens("r", [token])
 
             return step
 
@@ -133,6 +149,11 @@ def main() -> int:
             },
         ),
     }
+    for case, (answers, _) in cases.items():  # a walk off the grammar would time an errored matcher
+        grammar = client_grammar if "JSON" in case else llguidance.LLMatcher.grammar_from_regex(wrapper_regex)
+        for tokens in answers:
+            checker = llguidance.LLMatcher(ll_tokenizer, grammar, log_level=0)
+            assert checker.validate_tokens(tokens) == len(tokens), f"{case}: an answer the grammar refuses"
     results: dict[str, dict[str, dict[str, float]]] = {}
     for case, (answers, walkers) in cases.items():
         times: dict[str, list[float]] = {name: [] for name in walkers}
@@ -145,7 +166,16 @@ def main() -> int:
                         step(token)
                         times[name].append(time.perf_counter() - started)
         count = sum(len(answer) for answer in answers)
-        print(f"{case}: {len(answers)} answers, {count} tokens, {args.repeats} walks per backend")
+        inside = 0  # steps that start inside a number: the only ones the digit bound narrows
+        for answer in answers:
+            bound = DigitBound(ll_tokenizer)
+            for token in answer:
+                inside += bound.inside_number
+                bound.consume([token])
+        print(
+            f"{case}: {len(answers)} answers, {count} tokens ({inside} inside a number), "
+            f"{args.repeats} walks per backend"
+        )
         results[case] = {}
         for name, samples in times.items():
             mean, median = statistics.fmean(samples) * 1e6, statistics.median(samples) * 1e6

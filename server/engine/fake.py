@@ -49,7 +49,7 @@ from server.engine.protocol import (
 from server.structured.digits import DigitBound
 from wrappers.errors import BadRequest, EngineUnavailable
 
-__all__ = ["FakeEngine"]
+__all__ = ["FakeEngine", "byte_tokenizer"]
 
 _EOS = 0
 _CHARS = [chr(code) for code in range(32, 127)] + ["\n"]
@@ -104,7 +104,8 @@ class _ByteTokenizer:
 
 
 @lru_cache(maxsize=1)
-def _byte_tokenizer() -> llguidance.LLTokenizer:
+def byte_tokenizer() -> llguidance.LLTokenizer:
+    """llguidance's view of the fake's byte vocabulary (tests of grammar code use it too)."""
     return llguidance.LLTokenizer(llguidance.TokenizerWrapper(_ByteTokenizer()))
 
 
@@ -115,7 +116,7 @@ _QUOTE, _BACKSLASH = ord('"'), ord("\\")
 
 def _json_constrained(spec: str, seed: int) -> Iterator[str]:
     """Characters an llguidance matcher over a byte vocabulary allows, closing soonest."""
-    tokenizer = _byte_tokenizer()
+    tokenizer = byte_tokenizer()
     matcher = llguidance.LLMatcher(
         tokenizer, llguidance.LLMatcher.grammar_from_json_schema(spec), log_level=0
     )

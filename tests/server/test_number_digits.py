@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 import re
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +16,16 @@ import jsonschema
 import llguidance
 import llguidance.torch as llguidance_torch
 import pytest
-from vllm.v1.structured_output.backend_guidance import GuidanceBackend, GuidanceGrammar
+from vllm.v1.structured_output.backend_guidance import GuidanceGrammar
 from vllm.v1.structured_output.backend_types import StructuredOutputOptions
 
+from server.engine.fake import byte_tokenizer
 from server.structured.digits import FRACTION_DIGITS, DigitBound
-from server.vllm.plugins import number_digits
 from server.vllm.plugins.number_digits import DigitBoundGrammar, bounded_json_grammars
 from tests.conftest import RunningServer
 
-EOS = 256
-
-
-class _Bytes:
-    """One token per byte, then the end token (what ``llguidance.TokenizerWrapper`` reads)."""
-
-    def __init__(self) -> None:
-        self.eos_token_id = EOS
-        self.bos_token_id = None
-        self.tokens = [bytes([value]) for value in range(256)] + [b"<eos>"]
-        self.special_token_ids = [EOS]
-
-    def __call__(self, text: str | bytes) -> list[int]:
-        return list(text if isinstance(text, bytes) else text.encode())
-
-
-TOKENIZER = llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Bytes()))
+TOKENIZER = byte_tokenizer()  # one token per byte, then the end token
+EOS = TOKENIZER.eos_token
 
 
 def _vllm_grammar(schema: dict[str, Any]) -> GuidanceGrammar:
@@ -217,19 +201,6 @@ def test_json_grammars_get_the_bound_and_the_others_do_not() -> None:
         compile_grammar(_Backend(), StructuredOutputOptions.JSON_OBJECT, "{}"), DigitBoundGrammar
     )
     assert isinstance(compile_grammar(_Backend(), StructuredOutputOptions.REGEX, "a"), GuidanceGrammar)
-
-
-def test_the_plugin_is_registered_and_installs_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    plugins = {e.name: e.value for e in entry_points(group="vllm.general_plugins")}
-    assert plugins.get("wrapserve_number_digits") == "server.vllm.plugins.number_digits:install"
-    own: Any = GuidanceBackend.compile_grammar
-    own = own.__wrapped__ if getattr(own, "_wrapserve_number_digits", False) else own
-    monkeypatch.setattr(GuidanceBackend, "compile_grammar", own)
-    number_digits.install()
-    patched: Any = GuidanceBackend.compile_grammar
-    assert patched is not own and patched.__wrapped__ is own
-    number_digits.install()
-    assert GuidanceBackend.compile_grammar is patched
 
 
 @pytest.mark.engine

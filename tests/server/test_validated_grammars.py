@@ -1,10 +1,9 @@
 """Each grammar checked once in the API process (server/vllm/plugins/validated_grammars.py):
 vLLM's own check runs for a grammar not seen pass before, a bad grammar is refused every
-time, and the memory is bounded."""
+time, and the memory is bounded. (Registered and installed once: test_vllm_plugins.py.)"""
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
@@ -12,13 +11,12 @@ from vllm.exceptions import VLLMValidationError
 from vllm.sampling_params import SamplingParams, StructuredOutputsParams
 from vllm.v1.structured_output import backend_guidance
 
-from server.vllm.plugins import validated_grammars
 from server.vllm.plugins.validated_grammars import remembering
+from tests.server.test_vllm_plugins import vllms_own
 
 
 def _vllms_own() -> Any:
-    check: Any = backend_guidance.validate_guidance_grammar
-    return check.__wrapped__ if getattr(check, "_wrapserve_validated_grammars", False) else check
+    return vllms_own(backend_guidance.validate_guidance_grammar, "_wrapserve_validated_grammars")
 
 
 class Counting:
@@ -66,15 +64,3 @@ def test_memory_is_bounded_and_least_recent_goes_first() -> None:
     assert counting.calls == calls
     check(_params(regex="b"))
     assert counting.calls == calls + 1
-
-
-def test_the_plugin_is_registered_and_installs_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    plugins = {e.name: e.value for e in entry_points(group="vllm.general_plugins")}
-    assert plugins.get("wrapserve_validated_grammars") == "server.vllm.plugins.validated_grammars:install"
-    own = _vllms_own()
-    monkeypatch.setattr(backend_guidance, "validate_guidance_grammar", own)
-    validated_grammars.install()
-    patched: Any = backend_guidance.validate_guidance_grammar
-    assert patched is not own and patched.__wrapped__ is own
-    validated_grammars.install()
-    assert backend_guidance.validate_guidance_grammar is patched

@@ -1,6 +1,7 @@
-"""Wrapserve's speed-up plugins for vLLM (server/vllm/plugins/cpu_grammar_mask.py, server/vllm/plugins/grammar_advance.py):
-each is registered for vLLM to load, reads its environment switch, patches vLLM once, and runs
-in the engine process whose work it speeds up."""
+"""Wrapserve's plugins for vLLM (server/vllm/plugins/): each is registered for vLLM to load and
+patches vLLM once; the speed-ups (cpu_grammar_mask.py, grammar_advance.py) also read their
+environment switch and run in the engine process whose work they speed up. What the always-on
+ones do is tested beside them (test_number_digits.py, test_validated_grammars.py)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,22 @@ from typing import Any
 
 import httpx
 import pytest
+from vllm.v1.structured_output import backend_guidance
 from vllm.v1.structured_output import utils as vllm_utils
+from vllm.v1.structured_output.backend_guidance import GuidanceBackend
 from vllm.v1.structured_output.backend_outlines import OutlinesBackend
 
-from server.vllm.plugins import cpu_grammar_mask, env_switch, grammar_advance
+from server.vllm.plugins import (
+    cpu_grammar_mask,
+    env_switch,
+    grammar_advance,
+    number_digits,
+    validated_grammars,
+)
 from tests.conftest import RunningServer
 
 
-def _unwrapped(function: Any, marker: str) -> Any:
+def vllms_own(function: Any, marker: str) -> Any:
     """vLLM's own function, also when the plugin already patched it in this process."""
     if getattr(function, marker, False):
         return function.__wrapped__
@@ -40,7 +49,7 @@ class Plugin:
     text: str
 
     def vllms_own(self) -> Any:
-        return _unwrapped(getattr(self.owner, self.attribute), self.marker)
+        return vllms_own(getattr(self.owner, self.attribute), self.marker)
 
 
 PLUGINS = [
@@ -87,6 +96,47 @@ def test_the_plugin_is_registered_switchable_and_installs_once(
     assert patched is not original and getattr(patched, plugin.marker, False)
     plugin.module.install()
     assert getattr(plugin.owner, plugin.attribute) is patched  # not wrapped twice
+
+
+# (entry point, module, what install() patches, which attribute, the marker on the patch)
+ALWAYS_ON = [
+    (
+        "wrapserve_number_digits",
+        number_digits,
+        GuidanceBackend,
+        "compile_grammar",
+        "_wrapserve_number_digits",
+    ),
+    (
+        "wrapserve_validated_grammars",
+        validated_grammars,
+        backend_guidance,
+        "validate_guidance_grammar",
+        "_wrapserve_validated_grammars",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("entry_point", "module", "owner", "attribute", "marker"), ALWAYS_ON, ids=lambda v: str(v)
+)
+def test_an_always_on_plugin_is_registered_and_installs_once(
+    entry_point: str,
+    module: ModuleType,
+    owner: Any,
+    attribute: str,
+    marker: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plugins = {e.name: e.value for e in entry_points(group="vllm.general_plugins")}
+    assert plugins.get(entry_point) == f"{module.__name__}:install"
+    original = vllms_own(getattr(owner, attribute), marker)
+    monkeypatch.setattr(owner, attribute, original)
+    module.install()
+    patched = getattr(owner, attribute)
+    assert patched is not original and patched.__wrapped__ is original and getattr(patched, marker)
+    module.install()
+    assert getattr(owner, attribute) is patched  # not wrapped twice
 
 
 @pytest.mark.parametrize("plugin", PLUGINS, ids=lambda plugin: plugin.entry_point)
