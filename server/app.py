@@ -38,15 +38,25 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("wrapserve")
 
+# The collector's thresholds after start-up: a larger young generation; the middle and old
+# generations' counts as CPython's defaults, so cyclic garbage that outlived a call still goes.
+YOUNG_GC_THRESHOLDS = (20_000, 10, 10)
+
 
 def _freeze_startup_heap() -> None:
     """Keep what start-up built out of the garbage collector's scans.
 
     vLLM, torch and transformers leave millions of objects that live as long as the
     server; a full collection under load would walk all of them on the event loop
-    (vLLM's own server freezes them too)."""
+    (vLLM's own server freezes them too).
+
+    Then the young generation is made large enough that a call's short-lived containers
+    are freed by their reference counts before a collection comes: at CPython's default
+    of 700 tracked objects a collection ran every few calls and took a tenth of a ms per
+    call (benchmarks/RESULTS.md, "API-process CPU per call"). Cycles are still collected."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*YOUNG_GC_THRESHOLDS)
 
 
 async def _start_engine(state: ServerState) -> None:

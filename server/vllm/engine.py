@@ -195,7 +195,9 @@ class VllmEngine:
         # The lane goes by what the template renders: each message adds its own markup.
         rendered_chars = chars + _TEMPLATE_CHARS_PER_MESSAGE * len(messages)
         return await self._tokenizing.run(
-            rendered_chars, lambda layout: layout.encode_chat(chat, assistant_prefix, align_through)
+            rendered_chars,
+            lambda layout: layout.encode_chat(chat, assistant_prefix, align_through),
+            one_pass=self._tokenizing.layout.padding_known(chat, align_through),
         )
 
     async def encode_text(self, text: str) -> list[int]:

@@ -11,11 +11,12 @@ a call computes only its own text.
 
 from __future__ import annotations
 
-import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["PAD_UNIT", "ChatLayout", "system_padding"]
+__all__ = ["PAD_UNIT", "ChatLayout", "Paddings", "system_padding"]
 
 # One token in the BPE vocabularies checked; ``system_padding`` counts rather than trusts it.
 PAD_UNIT = " ."
@@ -74,6 +75,29 @@ def _common_prefix_length(sequences: list[list[int]]) -> int:
     return length
 
 
+class Paddings:
+    """The system padding found per (system text, user head), shared by the layouts of one
+    tokenizer (each thread has its own copy of the tokenizer; the padding is the same)."""
+
+    def __init__(self, remembered: int = 1024) -> None:
+        self._found: OrderedDict[tuple[str, str], str] = OrderedDict()  # least recent first
+        self._remembered = remembered
+        self._lock = threading.Lock()
+
+    def get(self, system: str, user_head: str) -> str | None:
+        with self._lock:
+            padding = self._found.get((system, user_head))
+            if padding is not None:
+                self._found.move_to_end((system, user_head))
+            return padding
+
+    def put(self, system: str, user_head: str, padding: str) -> None:
+        with self._lock:
+            self._found[(system, user_head)] = padding
+            if len(self._found) > self._remembered:
+                self._found.popitem(last=False)
+
+
 class ChatLayout:
     """One tokenizer and chat template: render, encode, and the system padding for them.
 
@@ -82,12 +106,16 @@ class ChatLayout:
     """
 
     def __init__(
-        self, tokenizer: Any, chat_template: str | None, block_size: int | None, remembered: int = 1024
+        self,
+        tokenizer: Any,
+        chat_template: str | None,
+        block_size: int | None,
+        paddings: Paddings | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.chat_template = chat_template
         self.block_size = block_size  # None: no prefix cache, nothing to align to
-        self.padding = functools.lru_cache(maxsize=remembered)(self._padding)
+        self.paddings = paddings or Paddings()
 
     def render(self, chat: Chat, generation_prompt: bool) -> str:
         rendered = self.tokenizer.apply_chat_template(
@@ -100,18 +128,36 @@ class ChatLayout:
         # The chat template already carries the special tokens it wants.
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
+    def _aligned(self, chat: Chat, align_through: str | None) -> bool:
+        return (
+            align_through is not None
+            and bool(self.block_size)
+            and len(chat) > 1
+            and chat[0]["role"] == "system"
+        )
+
+    def padding_known(self, chat: Chat, align_through: str | None) -> bool:
+        """Whether ``encode_chat`` of this chat is one render and one encode (no padding search)."""
+        return not self._aligned(chat, align_through) or (
+            self.paddings.get(chat[0]["content"], align_through or "") is not None
+        )
+
     def encode_chat(
         self, chat: Chat, assistant_prefix: str = "", align_through: str | None = None
     ) -> list[int]:
         """The chat's token ids, ready for the answer. With ``align_through`` (the literal
         start every call's user message shares; '' for none), a leading system turn is
         padded so that the prefix calls share ends on a block boundary."""
-        if align_through is not None and self.block_size and len(chat) > 1 and chat[0]["role"] == "system":
-            padding = self.padding(chat[0]["content"], align_through)
+        if self._aligned(chat, align_through):
+            padding = self.padding(chat[0]["content"], align_through or "")
             chat = [{**chat[0], "content": chat[0]["content"] + padding}, *chat[1:]]
         return self.encode(self.render(chat, True) + assistant_prefix)
 
-    def _padding(self, system: str, user_head: str = "") -> str:
+    def padding(self, system: str, user_head: str = "") -> str:
         if not self.block_size:
             return ""
-        return system_padding(system, self.block_size, self.render, self.encode, user_head)
+        padding = self.paddings.get(system, user_head)
+        if padding is None:
+            padding = system_padding(system, self.block_size, self.render, self.encode, user_head)
+            self.paddings.put(system, user_head, padding)
+        return padding

@@ -1,4 +1,5 @@
-"""Prompt tokenizing off the event loop, in two lanes so a long prompt never delays a short one.
+"""Prompt tokenizing in three lanes: short prompts on the event loop, the rest off it in two
+threads, so a long prompt never delays a short one.
 
 A megabyte of prompt takes most of a second to tokenize; on the event loop that would stall
 every other request, and behind one shared thread every short call would wait for it (an
@@ -8,6 +9,13 @@ Hugging Face fast tokenizer must not be used from two threads at once, and vLLM 
 with its own on the event loop). How long one prompt can hold the long lane is bounded by
 the size checks before it (``Limits.max_body_bytes``, ``Limits.max_messages``, and the
 engine's refusal of text its context cannot hold).
+
+A prompt of at most ``inline_chars`` characters (a wrapper call's, typically) is tokenized
+on the event loop itself, with a third tokenizer: that takes tens of microseconds, less
+than handing it to a thread and back costs (benchmarks/RESULTS.md, "API-process CPU per
+call"), and bounded by the length, so it cannot hold the loop for long. Work that may do
+more than one tokenization (finding a system turn's padding the first time) goes to a
+thread whatever its length.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from server.vllm.prefix_layout import ChatLayout
+from server.vllm.prefix_layout import ChatLayout, Paddings
 
 __all__ = ["TokenizerLanes"]
 
@@ -27,21 +35,34 @@ T = TypeVar("T")
 
 class TokenizerLanes:
     def __init__(
-        self, tokenizer: Any, chat_template: str | None, block_size: int | None, short_chars: int = 16_384
+        self,
+        tokenizer: Any,
+        chat_template: str | None,
+        block_size: int | None,
+        short_chars: int = 16_384,
+        inline_chars: int = 2_048,
     ) -> None:
         self.short_chars = short_chars
+        self.inline_chars = inline_chars
         self._short = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wrapserve-tokenize-short")
         self._long = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wrapserve-tokenize-long")
-        self._short_layout = ChatLayout(copy.deepcopy(tokenizer), chat_template, block_size)
-        self._long_layout = ChatLayout(copy.deepcopy(tokenizer), chat_template, block_size)
+        paddings = Paddings()
+        self._inline_layout, self._short_layout, self._long_layout = (
+            ChatLayout(copy.deepcopy(tokenizer), chat_template, block_size, paddings) for _ in range(3)
+        )
 
     @property
     def layout(self) -> ChatLayout:
-        """A layout for work outside the lanes' threads (start-up measurements)."""
-        return self._short_layout
+        """The event loop's layout: for what is read there (start-up measurements, the
+        shared paddings), never from another thread."""
+        return self._inline_layout
 
-    async def run(self, chars: int, work: Callable[[ChatLayout], T]) -> T:
-        """``work`` on the lane for a prompt of ``chars`` characters, with that lane's layout."""
+    async def run(self, chars: int, work: Callable[[ChatLayout], T], *, one_pass: bool = True) -> T:
+        """``work`` on the lane for a prompt of ``chars`` characters, with that lane's layout.
+        ``one_pass``: the work is a single tokenization of about that length (else it may
+        be several, and goes to a thread)."""
+        if one_pass and chars <= self.inline_chars:
+            return work(self._inline_layout)
         pool, layout = (
             (self._short, self._short_layout)
             if chars <= self.short_chars

@@ -47,6 +47,53 @@ async def test_bad_wrapper_input_is_a_422_naming_the_field(fake_http: httpx.Asyn
     assert answer.json()["error"]["param"] == "input.text"
 
 
+@pytest.mark.parametrize(
+    ("content", "content_type", "param"),
+    [
+        (b"", "application/json", "body"),
+        (b'{"input": {"text": "x"', "application/json", "body"),
+        (b'{"input": {"text": "x"}}', "text/plain", "body"),
+        (b'{"input": {"text": "x"}, "verison": "1"}', "application/json", "verison"),
+        (b'{"input": {"text": "x"}, "options": {"max_tokens": "many"}}', None, "options.max_tokens"),
+        (b"[" * 30_000 + b"]" * 30_000, "application/json; charset=utf-8", "body"),
+    ],
+    ids=["empty", "malformed", "not-json", "unknown-field", "wrong-type", "deep"],
+)
+async def test_a_bad_invoke_body_is_a_422_as_on_every_route(
+    fake_http: httpx.AsyncClient, content: bytes, content_type: str | None, param: str
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    answer = await fake_http.post("/v1/wrappers/sentiment/invoke", content=content, headers=headers)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_value" and error["param"] == param and error["message"]
+    # A body with a JSON media type but no charset, and one with +json, are read as JSON.
+    ok = await fake_http.post(
+        "/v1/wrappers/sentiment/invoke",
+        content=b'{"input": {"text": "fine"}}',
+        headers={"Content-Type": "application/vnd.api+json"},
+    )
+    assert ok.status_code == 200, ok.text
+
+
+async def test_every_reference_in_the_openapi_document_resolves(fake_http: httpx.AsyncClient) -> None:
+    document = (await fake_http.get("/openapi.json")).json()
+    invoke = document["paths"]["/v1/wrappers/{name}/invoke"]["post"]
+    assert invoke["requestBody"]["content"]["application/json"]["schema"]["properties"]["input"]
+
+    def refs(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+            return found + [ref for value in node.values() for ref in refs(value)]
+        return [ref for value in node for ref in refs(value)] if isinstance(node, list) else []
+
+    components = document["components"]["schemas"]
+    unresolved = {
+        ref for ref in refs(document) if ref.removeprefix("#/components/schemas/") not in components
+    }
+    assert not unresolved
+
+
 async def test_a_wrapper_cut_by_max_tokens_is_a_502_with_the_raw_output(fake_http: httpx.AsyncClient) -> None:
     answer = await fake_http.post(
         "/v1/wrappers/contact/invoke",

@@ -134,18 +134,36 @@ class _GatedTokenizer:
 
 def test_a_short_prompt_does_not_wait_behind_a_long_one() -> None:
     tokenizer = _GatedTokenizer()
-    lanes = TokenizerLanes(tokenizer, None, None, short_chars=100)
+    lanes = TokenizerLanes(tokenizer, None, None, short_chars=100, inline_chars=10)
 
     async def run() -> tuple[list[int], list[int]]:
         long = asyncio.ensure_future(lanes.run(1_000, lambda layout: layout.encode("x" * 1_000)))
         await asyncio.sleep(0)  # the long prompt is on its lane first
-        short = await asyncio.wait_for(lanes.run(5, lambda layout: layout.encode("hello")), 30)
+        short = await asyncio.wait_for(lanes.run(50, lambda layout: layout.encode("y" * 50)), 30)
         assert not long.done()  # still held by its tokenizer
         tokenizer.gate.set()
         return short, await long
 
     try:
-        assert asyncio.run(run()) == ([5], [1_000])
+        assert asyncio.run(run()) == ([50], [1_000])
     finally:
         tokenizer.gate.set()
+        lanes.shutdown()
+
+
+def test_only_a_short_single_pass_runs_on_the_event_loop() -> None:
+    lanes = TokenizerLanes(_GatedTokenizer(), None, None, short_chars=100, inline_chars=10)
+
+    async def thread_of(chars: int, one_pass: bool = True) -> str:
+        return await lanes.run(chars, lambda layout: threading.current_thread().name, one_pass=one_pass)
+
+    async def run() -> list[str]:
+        loop_thread = threading.current_thread().name
+        names = [await thread_of(10), await thread_of(11), await thread_of(5, one_pass=False)]
+        return [("loop" if name == loop_thread else name.rpartition("_")[0]) for name in names]
+
+    try:
+        # A padding search (several tokenizations) goes to a thread however short the text.
+        assert asyncio.run(run()) == ["loop", "wrapserve-tokenize-short", "wrapserve-tokenize-short"]
+    finally:
         lanes.shutdown()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from server.vllm.args import CPU_BLOCK_SIZE
-from server.vllm.prefix_layout import PAD_UNIT, ChatLayout, system_padding
+from server.vllm.prefix_layout import PAD_UNIT, ChatLayout, Paddings, system_padding
 from wrappers.catalogue import BUILTINS
 from wrappers.catalogue.classify import Classify
 
@@ -43,6 +43,25 @@ def layout() -> ChatLayout:
     from transformers import AutoTokenizer
 
     return ChatLayout(AutoTokenizer.from_pretrained(MODEL_DIR), None, CPU_BLOCK_SIZE)
+
+
+def test_a_found_padding_is_shared_by_the_layouts_of_one_tokenizer(layout: ChatLayout) -> None:
+    """What lets a later call tokenize on the event loop: one render and one encode there."""
+    paddings = Paddings()
+    first, second = (ChatLayout(layout.tokenizer, None, CPU_BLOCK_SIZE, paddings) for _ in range(2))
+    chat = [
+        {"role": "system", "content": f"Sort mail. {uuid.uuid4()}"},
+        {"role": "user", "content": "Text: hi"},
+    ]
+    assert not second.padding_known(chat, "Text: ")
+    assert second.padding_known(chat, None)  # nothing to align: never a search
+    encoded = first.encode_chat(chat, '{"a":', "Text: ")
+    assert second.padding_known(chat, "Text: ")
+    assert second.encode_chat(chat, '{"a":', "Text: ") == encoded
+    padding = paddings.get(chat[0]["content"], "Text: ")
+    assert padding is not None
+    padded = [{**chat[0], "content": chat[0]["content"] + padding}, chat[1]]
+    assert encoded == layout.encode(layout.render(padded, True) + '{"a":')
 
 
 @pytest.mark.parametrize("block_size", [16, 32])
