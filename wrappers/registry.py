@@ -21,6 +21,7 @@ class WrapperNotFound(NotFound):
 class WrapperRegistry:
     def __init__(self, wrappers: Iterable[type[Wrapper]] = ()) -> None:
         self._by_name: dict[str, dict[str, type[Wrapper]]] = {}
+        self._newest_first: dict[str, tuple[type[Wrapper], ...]] = {}  # read on every call
         for wrapper in wrappers:
             self.add(wrapper)
 
@@ -29,15 +30,21 @@ class WrapperRegistry:
         if wrapper.version in versions and versions[wrapper.version] is not wrapper:
             raise ConfigurationError(f"wrapper {wrapper.ref()} is defined twice")
         versions[wrapper.version] = wrapper
+        self._newest_first[wrapper.name] = tuple(
+            sorted(versions.values(), key=lambda w: w.version_tuple(), reverse=True)
+        )
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
 
     def names(self) -> list[str]:
         return sorted(self._by_name)
 
     def versions(self, name: str) -> list[type[Wrapper]]:
         """All versions of ``name``, newest first."""
-        if name not in self._by_name:
+        if name not in self._newest_first:
             raise WrapperNotFound(f"no wrapper named {name!r}", param="model")
-        return sorted(self._by_name[name].values(), key=lambda w: w.version_tuple(), reverse=True)
+        return list(self._newest_first[name])
 
     def resolve(self, ref: str, version: str | None = None) -> type[Wrapper]:
         """``ref`` is ``name`` or ``name@version``; ``version`` may be given separately."""

@@ -29,6 +29,4 @@ def install_guards(app: FastAPI, state: ServerState, metrics: Metrics) -> None:
     app.add_middleware(DisconnectMiddleware)
     app.add_middleware(BodyLimitMiddleware, limits=settings.limits)
     app.add_middleware(ApiKeyMiddleware, keys=keys)
-    app.add_middleware(
-        ObserveMiddleware, metrics=metrics, known_wrapper=lambda name: name in state.registry.names()
-    )
+    app.add_middleware(ObserveMiddleware, metrics=metrics, known_wrapper=lambda name: name in state.registry)

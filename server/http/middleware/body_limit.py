@@ -85,7 +85,8 @@ class BodyLimitMiddleware:
             if body_done:
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.limits.body_timeout_s)
+                async with asyncio.timeout(self.limits.body_timeout_s):  # a timer, no task
+                    message = await receive()
             except TimeoutError:
                 return await answer(
                     BodyTimeout(
