@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -11,11 +12,13 @@ import openai
 import pytest
 from pydantic import BaseModel
 
+from server.app import YOUNG_GC_THRESHOLDS
 from tests.http.conftest import MODEL
 
 
 async def test_health_and_models_list_the_model_and_wrappers(fake_http: httpx.AsyncClient) -> None:
     assert (await fake_http.get("/health")).status_code == 200
+    assert gc.get_threshold() == YOUNG_GC_THRESHOLDS  # set once start-up's heap is frozen
     ids = {model["id"] for model in (await fake_http.get("/v1/models")).json()["data"]}
     assert MODEL in ids and "wrapper:sentiment" in ids
 
