@@ -219,8 +219,10 @@ def test_a_broken_postgresql_connection_is_a_503_then_opened_again() -> None:
     file = store.create_file("in.jsonl", "batch", b"abc")
     admin = open_database(url, Path("unused"))
     admin.execute(
+        # Only this user's client connections: an autovacuum worker on the same database is a
+        # superuser process that a non-superuser may not end (it made this test fail at random).
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
-        " AND datname = current_database()"
+        " AND datname = current_database() AND usename = current_user AND backend_type = 'client backend'"
     )
     with pytest.raises(DatabaseUnavailable, match="unreachable"):
         store.file_content(file.id)
