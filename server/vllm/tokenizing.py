@@ -11,11 +11,11 @@ the size checks before it (``Limits.max_body_bytes``, ``Limits.max_messages``, a
 engine's refusal of text its context cannot hold).
 
 A prompt of at most ``inline_chars`` characters (a wrapper call's, typically) is tokenized
-on the event loop itself, with a third tokenizer: that takes tens of microseconds, less
-than handing it to a thread and back costs (benchmarks/RESULTS.md, "API-process CPU per
-call"), and bounded by the length, so it cannot hold the loop for long. Work that may do
-more than one tokenization (finding a system turn's padding the first time) goes to a
-thread whatever its length.
+on the event loop itself, with a third tokenizer: a wrapper prompt takes about as long
+to encode as handing it to a thread and back costs (benchmarks/RESULTS.md, "API-process
+CPU per call"), and the length bound keeps the longest such prompt under a millisecond
+of the loop (measured there too). Work that may do more than one tokenization (finding a
+system turn's padding the first time) goes to a thread whatever its length.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ class TokenizerLanes:
 
     @property
     def layout(self) -> ChatLayout:
-        """The event loop's layout: for what is read there (start-up measurements, the
-        shared paddings), never from another thread."""
+        """The event loop's layout (start-up measures its tokenizer before any call; after
+        that it is used on the loop only)."""
         return self._inline_layout
 
     async def run(self, chars: int, work: Callable[[ChatLayout], T], *, one_pass: bool = True) -> T:
