@@ -70,13 +70,19 @@ async def test_a_bad_invoke_body_is_a_422_as_on_every_route(
     assert answer.status_code == 422, answer.text
     error = answer.json()["error"]
     assert error["code"] == "invalid_value" and error["param"] == param and error["message"]
-    # A body with a JSON media type but no charset, and one with +json, are read as JSON.
-    ok = await fake_http.post(
-        "/v1/wrappers/sentiment/invoke",
-        content=b'{"input": {"text": "fine"}}',
-        headers={"Content-Type": "application/vnd.api+json"},
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "application/vnd.api+json", None]
+)
+async def test_an_invoke_body_with_a_json_media_type_or_none_is_read_as_json(
+    fake_http: httpx.AsyncClient, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    answer = await fake_http.post(
+        "/v1/wrappers/sentiment/invoke", content=b'{"input": {"text": "fine"}}', headers=headers
     )
-    assert ok.status_code == 200, ok.text
+    assert answer.status_code == 200, answer.text
 
 
 async def test_every_reference_in_the_openapi_document_resolves(fake_http: httpx.AsyncClient) -> None:
