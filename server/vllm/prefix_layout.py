@@ -16,6 +16,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from server.vllm.piece_encoding import PieceEncoder
+
 __all__ = ["PAD_UNIT", "ChatLayout", "Paddings", "system_padding"]
 
 # One token in the BPE vocabularies checked; ``system_padding`` counts rather than trusts it.
@@ -116,6 +118,7 @@ class ChatLayout:
         self.chat_template = chat_template
         self.block_size = block_size  # None: no prefix cache, nothing to align to
         self.paddings = paddings or Paddings()
+        self._pieces = PieceEncoder.for_tokenizer(tokenizer)  # None: encode whole texts
 
     def render(self, chat: Chat, generation_prompt: bool) -> str:
         rendered = self.tokenizer.apply_chat_template(
@@ -126,6 +129,8 @@ class ChatLayout:
 
     def encode(self, text: str) -> list[int]:
         # The chat template already carries the special tokens it wants.
+        if self._pieces is not None:
+            return self._pieces.encode(text)
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def _aligned(self, chat: Chat, align_through: str | None) -> bool:
