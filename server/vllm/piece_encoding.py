@@ -32,6 +32,10 @@ _PROBE_TEXTS = ("Hello world", " leading space", "12345 678", "\n\nnew lines\n",
 
 
 class PieceEncoder:
+    """Remembers at most ``remembered`` pieces of at most ``max_piece_chars`` characters (a
+    few MB at the most), least recently used out first: the pieces every call repeats are
+    used on every call and stay. One per tokenizer copy, used from one thread."""
+
     def __init__(
         self,
         backend: Any,
@@ -88,7 +92,7 @@ class PieceEncoder:
             return remembered
         ids = self._backend.encode(piece, add_special_tokens=False).ids
         if len(piece) <= self._max_piece_chars:  # a long piece is rarely repeated; it is not kept
-            self._pieces[piece] = array("l", ids)
+            self._pieces[piece] = array("i", ids)  # 4 bytes a token id
             if len(self._pieces) > self._remembered:
                 self._pieces.popitem(last=False)
         return ids

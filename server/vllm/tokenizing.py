@@ -11,10 +11,11 @@ the size checks before it (``Limits.max_body_bytes``, ``Limits.max_messages``, a
 engine's refusal of text its context cannot hold).
 
 A prompt of at most ``inline_chars`` characters (a wrapper call's, typically) is tokenized
-on the event loop itself, with a third tokenizer: a wrapper prompt takes about as long
-to encode as handing it to a thread and back costs (benchmarks/RESULTS.md, "API-process
-CPU per call"), and the length bound keeps the longest such prompt under a millisecond
-of the loop (measured there too). Work that may do more than one tokenization (finding a
+on the event loop itself, with a third tokenizer: a wrapper prompt, whose repeated pieces
+are remembered (``server/vllm/piece_encoding.py``), costs less to encode than handing it to
+a thread and back (benchmarks/RESULTS.md, "API-process CPU per call"), and the length bound
+keeps the longest such prompt under a millisecond of the loop even when none of it is
+remembered (measured there too). Work that may do more than one tokenization (finding a
 system turn's padding the first time) goes to a thread whatever its length.
 """
 
