@@ -90,7 +90,9 @@ class PieceEncoder:
         if remembered is not None:
             self._pieces.move_to_end(piece)
             return remembered
-        ids = self._backend.encode(piece, add_special_tokens=False).ids
+        # The batch call, not ``encode``: only it lets go of the GIL while it works, so a long
+        # piece on a tokenizer thread does not stop the event loop.
+        ids = self._backend.encode_batch([piece], add_special_tokens=False)[0].ids
         if len(piece) <= self._max_piece_chars:  # a long piece is rarely repeated; it is not kept
             self._pieces[piece] = array("i", ids)  # 4 bytes a token id
             if len(self._pieces) > self._remembered:
