@@ -10,7 +10,7 @@ own text to encode.
 The decomposition is exact only where the steps after the cut look at a piece alone, so
 ``PieceEncoder.for_tokenizer`` declines (None: encode the whole text) for a tokenizer
 where one does not: a Metaspace step that marks only the start of the whole text
-(``prepend_scheme`` other than "always"), a cutting token that strips the whitespace
+(``prepend_scheme`` "first"), BPE dropout (random by design), a cutting token that strips the whitespace
 beside it or must stand as a word, special tokens encoded as text, or truncation or
 padding set on the tokenizer. It then checks itself against the whole-text encoding on
 probe texts and declines on any difference.
@@ -62,10 +62,10 @@ class PieceEncoder:
             return None
         try:
             config = json.loads(backend.to_str())
-        except (AttributeError, ValueError, TypeError):
+        except Exception:  # custom Python steps refuse to serialize with a bare Exception
             return None
-        if not _steps_are_piece_local(config):
-            return None
+        if not _steps_are_piece_local(config) or (config.get("model") or {}).get("dropout"):
+            return None  # BPE dropout: a random encoding, which remembering would fix to one draw
         raw_matched = [token for token in config.get("added_tokens", []) if not token.get("normalized", True)]
         if not raw_matched or any(
             token.get("lstrip") or token.get("rstrip") or token.get("single_word") for token in raw_matched
@@ -126,6 +126,6 @@ def _steps_are_piece_local(config: dict[str, Any]) -> bool:
         return []
 
     for step in steps(config.get("normalizer")) + steps(config.get("pre_tokenizer")):
-        if step["type"] == "Metaspace" and step.get("prepend_scheme", "always") != "always":
+        if step["type"] == "Metaspace" and step.get("prepend_scheme") not in ("always", "never"):
             return False
     return True

@@ -8,6 +8,7 @@ here, that the encoder declines the ones whose pieces do not encode on their own
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,18 @@ def test_a_metaspace_that_marks_only_the_start_of_the_text_is_declined() -> None
     assert naive.encode("a<sep>a") != tokenizer.encode("a<sep>a", add_special_tokens=False)
     assert PieceEncoder.for_tokenizer(tokenizer) is None
 
-    always = small_tokenizer(pre_tokenizers.Metaspace(prepend_scheme="always"), separator)
-    assert PieceEncoder.for_tokenizer(always) is not None
+    for scheme in ("always", "never"):
+        local = small_tokenizer(pre_tokenizers.Metaspace(prepend_scheme=scheme), separator)
+        assert PieceEncoder.for_tokenizer(local) is not None, scheme
+
+
+def test_bpe_dropout_is_declined(tokenizer: Any) -> None:
+    dropping = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    )
+    dropping.backend_tokenizer.model.dropout = 0.5
+    assert json.loads(dropping.backend_tokenizer.to_str())["model"]["dropout"] == 0.5
+    assert PieceEncoder.for_tokenizer(dropping) is None
 
 
 def test_a_cutting_token_that_strips_the_whitespace_beside_it_is_declined() -> None:
