@@ -10,9 +10,9 @@ own text to encode.
 The decomposition is exact only where the steps after the cut look at a piece alone, so
 ``PieceEncoder.for_tokenizer`` declines (None: encode the whole text) for a tokenizer
 where one does not: a Metaspace step that marks only the start of the whole text
-(``prepend_scheme`` "first"), BPE dropout (random by design), a cutting token that strips the whitespace
-beside it or must stand as a word, special tokens encoded as text, or truncation or
-padding set on the tokenizer. It then checks itself against the whole-text encoding on
+(``prepend_scheme`` "first"), BPE dropout (random by design), a cutting token that strips
+the whitespace beside it or must stand as a word, special tokens encoded as text, or
+truncation or padding set on the tokenizer. It then checks itself against the whole-text encoding on
 probe texts and declines on any difference.
 """
 
@@ -72,9 +72,7 @@ class PieceEncoder:
         ):
             return None
         encoder = cls(backend, {token["content"]: token["id"] for token in raw_matched})
-        if not encoder._agrees_with(tokenizer, [token["content"] for token in raw_matched]):
-            return None
-        return encoder
+        return encoder if encoder._agrees_with(tokenizer) else None
 
     def encode(self, text: str) -> list[int]:
         ids: list[int] = []
@@ -99,8 +97,8 @@ class PieceEncoder:
                 self._pieces.popitem(last=False)
         return ids
 
-    def _agrees_with(self, tokenizer: Any, tokens: list[str]) -> bool:
-        sample = tokens[:4]
+    def _agrees_with(self, tokenizer: Any) -> bool:
+        sample = list(self._token_ids)[:4]
         probes = [*_PROBE_TEXTS, *("".join(pair) for pair in zip(sample, _PROBE_TEXTS, strict=False))]
         probes += [f"{token}{text}{token}{text}" for token in sample for text in _PROBE_TEXTS]
         for text in probes:

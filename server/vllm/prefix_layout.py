@@ -118,7 +118,7 @@ class ChatLayout:
         self.chat_template = chat_template
         self.block_size = block_size  # None: no prefix cache, nothing to align to
         self.paddings = paddings or Paddings()
-        self._pieces = PieceEncoder.for_tokenizer(tokenizer)  # None: encode whole texts
+        self._piece_encoder = PieceEncoder.for_tokenizer(tokenizer)  # None: encode whole texts
 
     def render(self, chat: Chat, generation_prompt: bool) -> str:
         rendered = self.tokenizer.apply_chat_template(
@@ -129,8 +129,8 @@ class ChatLayout:
 
     def encode(self, text: str) -> list[int]:
         # The chat template already carries the special tokens it wants.
-        if self._pieces is not None:
-            return self._pieces.encode(text)
+        if self._piece_encoder is not None:
+            return self._piece_encoder.encode(text)
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def _aligned(self, chat: Chat, align_through: str | None) -> bool:
